@@ -1,0 +1,150 @@
+"""Every option of the server, declared once: flag, environment twin, default and meaning.
+
+Precedence, tested: command-line flag, then environment variable, then default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "CNOSDB_JAEGER_"
+
+DEFAULT_GRPC_ADDR = ":17271"  # Jaeger's remote-storage port
+DEFAULT_OTLP_GRPC_ADDR = ":4317"
+DEFAULT_OTLP_HTTP_ADDR = ":4318"
+DEFAULT_ADMIN_ADDR = ":17270"  # Jaeger's remote-storage admin port
+DEFAULT_TENANT = "cnosdb"
+DEFAULT_DATABASE = "jaeger"
+DEFAULT_TABLE = "jaeger_spans"
+DEFAULT_TTL = "7d"
+
+
+def default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return os.path.join(base, "cnosdb-jaeger-storage")
+
+
+@dataclass(frozen=True)
+class Config:
+    grpc_addr: str = field(default=DEFAULT_GRPC_ADDR, metadata={
+        "help": "host:port of the gRPC server: Jaeger remote storage v1 and v2, OTLP TraceService, health"})
+    otlp_grpc_addr: str = field(default=DEFAULT_OTLP_GRPC_ADDR, metadata={
+        "help": "host:port of a second gRPC server with only the OTLP TraceService; empty disables it"})
+    otlp_http_addr: str = field(default=DEFAULT_OTLP_HTTP_ADDR, metadata={
+        "help": "host:port of the OTLP/HTTP receiver (POST /v1/traces and /api/v1/traces); empty disables it"})
+    query_http_addr: str = field(default="", metadata={
+        "help": "host:port of the Jaeger query HTTP API (/api/traces, ...) for Grafana; empty (default) disables it"})
+    admin_addr: str = field(default=DEFAULT_ADMIN_ADDR, metadata={
+        "help": "host:port serving Prometheus /metrics and /healthz; empty disables it"})
+    cnosdb_url: str = field(default="", metadata={
+        "help": "CnosDB HTTP API URL, e.g. http://127.0.0.1:8902; empty runs the embedded cnosdb-lite"})
+    cnosdb_user: str = field(default="root", metadata={"help": "CnosDB user (Basic auth)"})
+    cnosdb_password: str = field(default="", metadata={"help": "CnosDB password (Basic auth)"})
+    tenant: str = field(default=DEFAULT_TENANT, metadata={"help": "CnosDB tenant holding the spans"})
+    database: str = field(default=DEFAULT_DATABASE, metadata={
+        "help": "CnosDB database holding the spans; created at start-up if missing"})
+    table: str = field(default=DEFAULT_TABLE, metadata={
+        "help": "span table; created by the first write, in CnosDB's own trace-table layout"})
+    ttl: str = field(default=DEFAULT_TTL, metadata={
+        "help": "retention of the database when this server creates it ('7d', '30d', 'INF')"})
+    data_dir: str = field(default_factory=default_data_dir, metadata={
+        "help": "data directory of the embedded cnosdb-lite (used only without --cnosdb-url)"})
+    batch_size: int = field(default=5000, metadata={
+        "help": "spans per line-protocol write to CnosDB"})
+    batch_delay: float = field(default=0.05, metadata={
+        "help": "seconds a partial batch waits for more spans before it is written"})
+    max_pending_spans: int = field(default=200_000, metadata={
+        "help": "spans accepted but not yet written; beyond it writers wait (backpressure)"})
+    write_retries: int = field(default=5, metadata={
+        "help": "attempts of a failed CnosDB write (exponential backoff) before the client gets an error"})
+    max_request_bytes: int = field(default=64 * 1024 * 1024, metadata={
+        "help": "largest OTLP/HTTP request body (after decompression); larger gets 413"})
+    receiver_user: str = field(default="", metadata={
+        "help": "user that OTLP/HTTP and query HTTP clients must present with Basic auth; empty: no auth"})
+    receiver_password: str = field(default="", metadata={"help": "password for --receiver-user"})
+    tenant_header: str = field(default="x-tenant", metadata={
+        "help": "gRPC metadata / HTTP header naming the Jaeger tenant"})
+    tenants: str = field(default="", metadata={
+        "help": "comma list of allowed tenants, each 'name' or 'name=cnosdb_tenant/database'; "
+                "a tenant maps to the CnosDB database of its own name unless given; empty: tenants ignored"})
+    purge_addr: str = field(default="", metadata={
+        "help": "TEST ONLY: host:port serving POST /purge, which deletes every span; empty (default) disables it"})
+    log_level: str = field(default="warning", metadata={"help": "debug, info, warning or error"})
+
+    @property
+    def embedded(self) -> bool:
+        return not self.cnosdb_url
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _env(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnosdb-jaeger-storage",
+        description="Jaeger remote storage (v1 and v2 gRPC APIs) and an OTLP receiver over CnosDB. "
+                    "Every option has an environment-variable twin, shown in brackets.",
+    )
+    for f in dataclasses.fields(Config):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        parser.add_argument(_flag(f.name), dest=f.name, type=type(default), default=None,
+                            help=f"{f.metadata['help']} [{_env(f.name)}] (default: {default!r})")
+    return parser
+
+
+class ConfigError(ValueError):
+    """A bad option value; the message names the option."""
+
+
+def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    environ = os.environ if environ is None else environ
+    args = vars(build_parser().parse_args(argv))
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(Config):
+        if args[f.name] is not None:
+            values[f.name] = args[f.name]
+        elif _env(f.name) in environ:
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            raw = environ[_env(f.name)]
+            try:
+                values[f.name] = type(default)(raw)
+            except ValueError:
+                raise ConfigError(f"{_env(f.name)}: cannot read {raw!r} as {type(default).__name__}") from None
+    config = Config(**values)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    if config.batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    if config.max_pending_spans < config.batch_size:
+        raise ConfigError("--max-pending-spans must be at least --batch-size")
+    if config.write_retries < 1:
+        raise ConfigError("--write-retries must be at least 1")
+    if config.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError("--log-level must be debug, info, warning or error")
+    for name in ("grpc_addr", "otlp_grpc_addr", "otlp_http_addr", "query_http_addr", "admin_addr", "purge_addr"):
+        value = getattr(config, name)
+        if value:
+            split_addr(value, option=_flag(name))
+    if not config.grpc_addr:
+        raise ConfigError("--grpc-addr must not be empty")
+
+
+def split_addr(addr: str, option: str = "address") -> tuple[str, int]:
+    """'host:port' or ':port' (all interfaces) into (host, port)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"{option}: {addr!r} is not host:port")
+    return (host.strip("[]") or "0.0.0.0"), int(port)

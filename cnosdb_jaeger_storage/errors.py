@@ -1,0 +1,72 @@
+"""The errors of the storage API, and the one table that turns them into gRPC codes and HTTP statuses.
+
+    StorageError
+    ├── InvalidRequest        the client's request is wrong       INVALID_ARGUMENT / 400
+    ├── UnknownTenant         tenant not in --tenants              PERMISSION_DENIED / 403
+    ├── TraceNotFound         no span of that trace                NOT_FOUND / 404
+    ├── Overloaded            too many spans pending               RESOURCE_EXHAUSTED / 503
+    └── CnosDBError           CnosDB answered with an error        UNAVAILABLE / 503 (5xx) or INTERNAL / 500
+        └── CnosDBUnavailable CnosDB could not be reached          UNAVAILABLE / 503
+
+Errors are raised with what was being done and converted only at the edge (the gRPC and HTTP handlers).
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class StorageError(Exception):
+    grpc_code = grpc.StatusCode.INTERNAL
+    http_status = 500
+
+
+class InvalidRequest(StorageError):
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    http_status = 400
+
+
+class UnknownTenant(StorageError):
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    http_status = 403
+
+
+class TraceNotFound(StorageError):
+    """Jaeger's v1 client recognises exactly this message (`spanstore.ErrTraceNotFound`)."""
+
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    http_status = 404
+
+    def __init__(self) -> None:
+        super().__init__("trace not found")
+
+
+class Overloaded(StorageError):
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    http_status = 503
+
+
+class CnosDBError(StorageError):
+    """CnosDB answered with an error; `code` and `message` are CnosDB's own."""
+
+    def __init__(self, status: int, code: str, message: str, doing: str = "") -> None:
+        self.status, self.code, self.message = status, code, message
+        prefix = f"{doing}: " if doing else ""
+        super().__init__(f"{prefix}CnosDB {status} {code}: {message}".rstrip(": "))
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (429, 500, 502, 503, 504)
+
+    @property
+    def grpc_code(self) -> grpc.StatusCode:  # type: ignore[override]
+        return grpc.StatusCode.UNAVAILABLE if self.retryable else grpc.StatusCode.INTERNAL
+
+    @property
+    def http_status(self) -> int:  # type: ignore[override]
+        return 503 if self.retryable else 500
+
+
+class CnosDBUnavailable(CnosDBError):
+    def __init__(self, reason: str, doing: str = "") -> None:
+        super().__init__(503, "", reason, doing)

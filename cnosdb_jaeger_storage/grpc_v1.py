@@ -1,0 +1,179 @@
+"""Jaeger remote storage API v1 (`jaeger.storage.v1`), which Jaeger 1.x speaks, over the storage API.
+
+Semantics from Jaeger's own client: a missing trace is NOT_FOUND with exactly `trace not found`; spans of
+one trace are contiguous in a FindTraces stream; chunks hold at most 1,000 spans and stay under 4 MiB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+
+import grpc
+
+from .errors import InvalidRequest, TraceNotFound
+from .grpc_support import duration_ns, store_of, streaming, timestamp_ns, trace_id_hex, unary
+from .jaeger_otlp import jaeger_spans_to_resource_spans, resource_spans_to_jaeger
+from .proto import model_pb2, storage_v1_grpc, trace_pb2
+from .proto import storage_v1_pb2 as pb
+from .query_builder import TraceQuery
+from .tenancy import Tenancy
+
+MAX_CHUNK_SPANS = 1000
+MAX_CHUNK_BYTES = 4 * 1024 * 1024 - 64 * 1024
+STREAM_WRITE_CHUNK = 1000
+DEFAULT_NUM_TRACES = 100
+
+
+def chunks(spans: Iterable[model_pb2.Span]) -> Iterable[pb.SpansResponseChunk]:
+    batch: list[model_pb2.Span] = []
+    size = 0
+    for span in spans:
+        span_size = span.ByteSize() + 8
+        if batch and (len(batch) == MAX_CHUNK_SPANS or size + span_size > MAX_CHUNK_BYTES):
+            yield pb.SpansResponseChunk(spans=batch)
+            batch, size = [], 0
+        batch.append(span)
+        size += span_size
+    if batch:
+        yield pb.SpansResponseChunk(spans=batch)
+
+
+def to_otlp(spans: Iterable[model_pb2.Span]) -> list[trace_pb2.ResourceSpans]:
+    try:
+        return jaeger_spans_to_resource_spans(spans)
+    except ValueError as exc:  # IDs of the wrong length
+        raise InvalidRequest(str(exc)) from exc
+
+
+def trace_query(q: pb.TraceQueryParameters) -> TraceQuery:
+    return TraceQuery(
+        service=q.service_name, operation=q.operation_name, attributes=dict(q.tags),
+        start_min=timestamp_ns(q.start_time_min), start_max=timestamp_ns(q.start_time_max),
+        duration_min=duration_ns(q.duration_min), duration_max=duration_ns(q.duration_max),
+        limit=q.num_traces if q.num_traces > 0 else DEFAULT_NUM_TRACES)
+
+
+class SpanWriter(storage_v1_grpc.SpanWriterPluginServicer):
+    def __init__(self, tenancy: Tenancy) -> None:
+        self._tenancy = tenancy
+
+    @unary("v1")
+    async def WriteSpan(self, request: pb.WriteSpanRequest, context: grpc.aio.ServicerContext
+                        ) -> pb.WriteSpanResponse:
+        await store_of(self._tenancy, context).write(to_otlp([request.span]), "jaeger_v1")
+        return pb.WriteSpanResponse()
+
+    @unary("v1")
+    async def Close(self, request: pb.CloseWriterRequest, context: grpc.aio.ServicerContext
+                    ) -> pb.CloseWriterResponse:
+        return pb.CloseWriterResponse()  # writes are acknowledged one by one: nothing to flush
+
+
+class StreamingSpanWriter(storage_v1_grpc.StreamingSpanWriterPluginServicer):
+    """Spans are written in chunks while the stream is still being read; the response waits for all."""
+
+    def __init__(self, tenancy: Tenancy) -> None:
+        self._tenancy = tenancy
+
+    @unary("v1")
+    async def WriteSpanStream(self, request_iterator: AsyncIterator[pb.WriteSpanRequest],
+                              context: grpc.aio.ServicerContext) -> pb.WriteSpanResponse:
+        store = store_of(self._tenancy, context)
+        writes: list[asyncio.Task[object]] = []
+        chunk: list[model_pb2.Span] = []
+        try:
+            async for request in request_iterator:
+                chunk.append(request.span)
+                if len(chunk) >= STREAM_WRITE_CHUNK:
+                    writes.append(asyncio.create_task(
+                        store.write(to_otlp(chunk), "jaeger_v1_stream")))
+                    chunk = []
+            if chunk:
+                writes.append(asyncio.create_task(
+                    store.write(to_otlp(chunk), "jaeger_v1_stream")))
+            await asyncio.gather(*writes)
+        finally:
+            for task in writes:
+                task.cancel()
+        return pb.WriteSpanResponse()
+
+
+class SpanReader(storage_v1_grpc.SpanReaderPluginServicer):
+    def __init__(self, tenancy: Tenancy) -> None:
+        self._tenancy = tenancy
+
+    @streaming("v1")
+    async def GetTrace(self, request: pb.GetTraceRequest, context: grpc.aio.ServicerContext
+                       ) -> AsyncIterator[pb.SpansResponseChunk]:
+        trace = await store_of(self._tenancy, context).get_trace(
+            trace_id_hex(request.trace_id), timestamp_ns(request.start_time), timestamp_ns(request.end_time))
+        if not trace:
+            raise TraceNotFound()
+        for chunk in chunks(resource_spans_to_jaeger(trace)):
+            yield chunk
+
+    @unary("v1")
+    async def GetServices(self, request: pb.GetServicesRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.GetServicesResponse:
+        return pb.GetServicesResponse(services=await store_of(self._tenancy, context).services())
+
+    @unary("v1")
+    async def GetOperations(self, request: pb.GetOperationsRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.GetOperationsResponse:
+        operations = await store_of(self._tenancy, context).operations(request.service, request.span_kind)
+        return pb.GetOperationsResponse(
+            operationNames=sorted({name for name, _ in operations}),
+            operations=[pb.Operation(name=name, span_kind=kind) for name, kind in operations])
+
+    @streaming("v1")
+    async def FindTraces(self, request: pb.FindTracesRequest, context: grpc.aio.ServicerContext
+                         ) -> AsyncIterator[pb.SpansResponseChunk]:
+        # Chunks may hold several traces; a trace's spans stay contiguous because traces come whole.
+        pending: list[model_pb2.Span] = []
+        async for trace in store_of(self._tenancy, context).find_traces(trace_query(request.query)):
+            pending.extend(resource_spans_to_jaeger(trace))
+            if len(pending) >= MAX_CHUNK_SPANS:
+                for chunk in chunks(pending):
+                    yield chunk
+                pending = []
+        for chunk in chunks(pending):
+            yield chunk
+
+    @unary("v1")
+    async def FindTraceIDs(self, request: pb.FindTraceIDsRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.FindTraceIDsResponse:
+        trace_ids = await store_of(self._tenancy, context).find_trace_ids(trace_query(request.query))
+        return pb.FindTraceIDsResponse(trace_ids=[bytes.fromhex(t) for t in trace_ids])
+
+
+class DependenciesReader(storage_v1_grpc.DependenciesReaderPluginServicer):
+    def __init__(self, tenancy: Tenancy) -> None:
+        self._tenancy = tenancy
+
+    @unary("v1")
+    async def GetDependencies(self, request: pb.GetDependenciesRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.GetDependenciesResponse:
+        links = await store_of(self._tenancy, context).dependencies(
+            timestamp_ns(request.start_time), timestamp_ns(request.end_time))
+        return pb.GetDependenciesResponse(dependencies=[
+            model_pb2.DependencyLink(parent=p, child=c, call_count=n) for p, c, n in links])
+
+
+class Capabilities(storage_v1_grpc.PluginCapabilitiesServicer):
+    @unary("v1")
+    async def Capabilities(self, request: pb.CapabilitiesRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.CapabilitiesResponse:
+        return pb.CapabilitiesResponse(streamingSpanWriter=True)
+
+
+def register(server: grpc.aio.Server, tenancy: Tenancy) -> list[str]:
+    """Adds the v1 services; returns their names for the health service."""
+    storage_v1_grpc.add_SpanWriterPluginServicer_to_server(SpanWriter(tenancy), server)
+    storage_v1_grpc.add_StreamingSpanWriterPluginServicer_to_server(StreamingSpanWriter(tenancy), server)
+    storage_v1_grpc.add_SpanReaderPluginServicer_to_server(SpanReader(tenancy), server)
+    storage_v1_grpc.add_DependenciesReaderPluginServicer_to_server(DependenciesReader(tenancy), server)
+    storage_v1_grpc.add_PluginCapabilitiesServicer_to_server(Capabilities(), server)
+    return [f"jaeger.storage.v1.{name}" for name in (
+        "SpanWriterPlugin", "StreamingSpanWriterPlugin", "SpanReaderPlugin", "DependenciesReaderPlugin",
+        "PluginCapabilities")]

@@ -1,0 +1,119 @@
+"""Jaeger remote storage API v2 (`jaeger.storage.v2`), the only one Jaeger 2.6+ speaks.
+
+Chunking, as the proto requires: a `TracesData` never mixes traces and is never empty; a large trace is
+split across consecutive chunks; a trace that is not found is simply absent from the stream.
+`FindTraceSummaries` is left UNIMPLEMENTED, which the proto allows and Jaeger falls back from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+
+import grpc
+
+from .grpc_support import duration_ns, ns_timestamp, store_of, streaming, timestamp_ns, trace_id_hex, unary
+from .proto import common_pb2, dependency_storage_grpc, dependency_storage_pb2, trace_pb2, trace_storage_grpc
+from .proto import trace_storage_pb2 as pb
+from .query_builder import TraceQuery
+from .spanrow import attribute_text
+from .tenancy import Tenancy
+
+MAX_CHUNK_SPANS = 1000
+DEFAULT_SEARCH_DEPTH = 100
+
+
+def traces_data(trace: list[trace_pb2.ResourceSpans]) -> Iterable[trace_pb2.TracesData]:
+    """One trace as TracesData chunks of at most MAX_CHUNK_SPANS spans, none empty."""
+    chunk, count = trace_pb2.TracesData(), 0
+    for rs in trace:
+        for ss in rs.scope_spans:
+            spans = list(ss.spans)
+            for i in range(0, len(spans), MAX_CHUNK_SPANS):
+                part = spans[i:i + MAX_CHUNK_SPANS]
+                if count and count + len(part) > MAX_CHUNK_SPANS:
+                    yield chunk
+                    chunk, count = trace_pb2.TracesData(), 0
+                chunk.resource_spans.append(trace_pb2.ResourceSpans(
+                    resource=rs.resource, schema_url=rs.schema_url,
+                    scope_spans=[trace_pb2.ScopeSpans(scope=ss.scope, schema_url=ss.schema_url, spans=part)]))
+                count += len(part)
+    if count:
+        yield chunk
+
+
+def _any_value_text(value: pb.AnyValue) -> str:
+    """A typed search value as the text the span table stores (docs/schema.md).
+
+    `jaeger.storage.v2.AnyValue` is a copy of OTLP's, so the bytes convert one into the other.
+    """
+    text = attribute_text(common_pb2.AnyValue.FromString(value.SerializeToString()))
+    return text[0] if text else ""
+
+
+def trace_query(q: pb.TraceQueryParameters) -> TraceQuery:
+    return TraceQuery(
+        service=q.service_name, operation=q.operation_name,
+        attributes={kv.key: _any_value_text(kv.value) for kv in q.attributes},
+        start_min=timestamp_ns(q.start_time_min), start_max=timestamp_ns(q.start_time_max),
+        duration_min=duration_ns(q.duration_min), duration_max=duration_ns(q.duration_max),
+        limit=q.search_depth if q.search_depth > 0 else DEFAULT_SEARCH_DEPTH)
+
+
+class TraceReader(trace_storage_grpc.TraceReaderServicer):
+    def __init__(self, tenancy: Tenancy) -> None:
+        self._tenancy = tenancy
+
+    @streaming("v2")
+    async def GetTraces(self, request: pb.GetTracesRequest, context: grpc.aio.ServicerContext
+                        ) -> AsyncIterator[trace_pb2.TracesData]:
+        store = store_of(self._tenancy, context)
+        for params in request.query:
+            trace = await store.get_trace(trace_id_hex(params.trace_id), timestamp_ns(params.start_time),
+                                          timestamp_ns(params.end_time))
+            for chunk in traces_data(trace):
+                yield chunk
+
+    @unary("v2")
+    async def GetServices(self, request: pb.GetServicesRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.GetServicesResponse:
+        return pb.GetServicesResponse(services=await store_of(self._tenancy, context).services())
+
+    @unary("v2")
+    async def GetOperations(self, request: pb.GetOperationsRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.GetOperationsResponse:
+        operations = await store_of(self._tenancy, context).operations(request.service, request.span_kind)
+        return pb.GetOperationsResponse(operations=[pb.Operation(name=n, span_kind=k) for n, k in operations])
+
+    @streaming("v2")
+    async def FindTraces(self, request: pb.FindTracesRequest, context: grpc.aio.ServicerContext
+                         ) -> AsyncIterator[trace_pb2.TracesData]:
+        async for trace in store_of(self._tenancy, context).find_traces(trace_query(request.query)):
+            for chunk in traces_data(trace):
+                yield chunk
+
+    @unary("v2")
+    async def FindTraceIDs(self, request: pb.FindTraceIDsRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.FindTraceIDsResponse:
+        found = await store_of(self._tenancy, context).find_trace_bounds(trace_query(request.query))
+        return pb.FindTraceIDsResponse(trace_ids=[
+            pb.FoundTraceID(trace_id=bytes.fromhex(t.trace_id), start=ns_timestamp(t.first_start),
+                            end=ns_timestamp(t.last_end)) for t in found])
+
+
+class DependencyReader(dependency_storage_grpc.DependencyReaderServicer):
+    def __init__(self, tenancy: Tenancy) -> None:
+        self._tenancy = tenancy
+
+    @unary("v2")
+    async def GetDependencies(self, request: dependency_storage_pb2.GetDependenciesRequest,
+                              context: grpc.aio.ServicerContext) -> dependency_storage_pb2.GetDependenciesResponse:
+        links = await store_of(self._tenancy, context).dependencies(
+            timestamp_ns(request.start_time), timestamp_ns(request.end_time))
+        return dependency_storage_pb2.GetDependenciesResponse(dependencies=[
+            dependency_storage_pb2.Dependency(parent=p, child=c, call_count=n) for p, c, n in links])
+
+
+def register(server: grpc.aio.Server, tenancy: Tenancy) -> list[str]:
+    trace_storage_grpc.add_TraceReaderServicer_to_server(TraceReader(tenancy), server)
+    dependency_storage_grpc.add_DependencyReaderServicer_to_server(DependencyReader(tenancy), server)
+    return ["jaeger.storage.v2.TraceReader", "jaeger.storage.v2.DependencyReader"]

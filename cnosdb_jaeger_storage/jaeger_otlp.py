@@ -1,0 +1,470 @@
+"""Jaeger `jaeger.api_v2.Span` ⇄ OTLP spans, pure functions.
+
+Follows OpenTelemetry's Jaeger translator, arranged so that a Jaeger span converted to OTLP and back is the
+span it was, tag order aside (docs/schema.md, "Jaeger ↔ OTLP"):
+
+| Jaeger | OTLP |
+|---|---|
+| process service_name, tags | resource attribute `service.name`, other resource attributes |
+| tag `span.kind` (`client`, `server`, `producer`, `consumer`, `internal`) | `Span.kind`; the tag is dropped |
+| tags `error`, `otel.status_code`, `otel.status_description` | `Span.status`, tags kept as attributes |
+| tag `w3c.tracestate` | `Span.trace_state`, tag kept as attribute |
+| first CHILD_OF reference within the trace | `parent_span_id` |
+| other references | links with attribute `opentracing.ref_type` |
+| logs (a string field `event` names the event) | events, fields kept as attributes |
+| warnings | attribute `@jaeger@warnings`, an array of strings |
+| flags, start_time, duration | flags, start/end time in unix nanoseconds |
+
+On the way back, what the attributes do not already say is added as tags, as OpenTelemetry does:
+`span.kind`, `error=true` and `otel.status_code`/`otel.status_description` when the status differs from the
+one the attributes give, `otel.scope.name`/`otel.scope.version`, `w3c.tracestate`; array and kvlist values
+become string tags holding their OTLP/JSON.
+
+This is on the write path: messages are filled in place (`add()` and field assignment), which upb does about
+twice as fast as building submessages with constructors and copying them into their parents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from google.protobuf import json_format
+
+from cnosdb_jaeger_storage.proto import common_pb2, model_pb2, resource_pb2, trace_pb2
+
+if TYPE_CHECKING:
+    from google.protobuf.internal.containers import RepeatedCompositeFieldContainer as Repeated
+
+__all__ = [
+    "any_value_json",
+    "jaeger_spans_to_resource_spans",
+    "otlp_span_to_jaeger",
+    "resource_spans_to_jaeger",
+    "resource_to_process",
+]
+
+SERVICE_NAME = "service.name"
+SPAN_KIND = "span.kind"
+ERROR = "error"
+STATUS_CODE = "otel.status_code"
+STATUS_DESCRIPTION = "otel.status_description"
+TRACE_STATE = "w3c.tracestate"
+REF_TYPE = "opentracing.ref_type"
+WARNINGS = "@jaeger@warnings"
+EVENT = "event"
+SCOPE_NAME = "otel.scope.name"
+SCOPE_VERSION = "otel.scope.version"
+
+_NANOS = 1_000_000_000
+_STRING, _BOOL, _INT64, _FLOAT64, _BINARY = (
+    model_pb2.STRING,
+    model_pb2.BOOL,
+    model_pb2.INT64,
+    model_pb2.FLOAT64,
+    model_pb2.BINARY,
+)
+_CHILD_OF, _FOLLOWS_FROM = model_pb2.CHILD_OF, model_pb2.FOLLOWS_FROM
+_UNSET = trace_pb2.Status.STATUS_CODE_UNSET
+_OK = trace_pb2.Status.STATUS_CODE_OK
+_ERROR = trace_pb2.Status.STATUS_CODE_ERROR
+
+_KIND_BY_TAG = {
+    "client": trace_pb2.Span.SPAN_KIND_CLIENT,
+    "server": trace_pb2.Span.SPAN_KIND_SERVER,
+    "producer": trace_pb2.Span.SPAN_KIND_PRODUCER,
+    "consumer": trace_pb2.Span.SPAN_KIND_CONSUMER,
+    "internal": trace_pb2.Span.SPAN_KIND_INTERNAL,
+}
+_TAG_BY_KIND = {kind: tag for tag, kind in _KIND_BY_TAG.items()}
+_STATUS_BY_TAG = {"OK": _OK, "ERROR": _ERROR}
+_TAG_BY_STATUS = {code: tag for tag, code in _STATUS_BY_TAG.items()}
+_REF_TYPE_CHILD_OF = "child_of"
+_REF_TYPE_FOLLOWS_FROM = "follows_from"
+_REF_TAG_BY_TYPE = {_CHILD_OF: _REF_TYPE_CHILD_OF, _FOLLOWS_FROM: _REF_TYPE_FOLLOWS_FROM}
+
+# Span tags that need a look on the way to OTLP; every other tag is only converted.
+_SPECIAL_TAGS = frozenset({SPAN_KIND, ERROR, STATUS_CODE, STATUS_DESCRIPTION, TRACE_STATE})
+# Span attributes that need a look on the way back.
+_SPECIAL_ATTRIBUTES = frozenset({ERROR, STATUS_CODE, STATUS_DESCRIPTION, TRACE_STATE, WARNINGS})
+
+
+# -- IDs -----------------------------------------------------------------------------------------------
+
+
+def _trace_id(raw: bytes) -> bytes:
+    """A Jaeger trace ID as 16 bytes; Jaeger accepts 8 (the low half) as well."""
+    n = len(raw)
+    if n == 16:
+        return raw
+    if n == 8:
+        return bytes(8) + raw
+    raise ValueError(f"invalid trace ID length {n}: want 16 or 8 bytes")
+
+
+def _span_id(raw: bytes) -> bytes:
+    if len(raw) != 8:
+        raise ValueError(f"invalid span ID length {len(raw)}: want 8 bytes")
+    return raw
+
+
+# -- values --------------------------------------------------------------------------------------------
+
+
+def any_value_json(value: common_pb2.AnyValue) -> str:
+    """OTLP/JSON of an AnyValue, compact (`{"arrayValue":{"values":[{"stringValue":"a"}]}}`)."""
+    return json.dumps(json_format.MessageToDict(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def _set_otlp_value(value: common_pb2.AnyValue, kv: model_pb2.KeyValue) -> None:
+    vt = kv.v_type
+    if vt == _STRING:
+        value.string_value = kv.v_str
+    elif vt == _BOOL:
+        value.bool_value = kv.v_bool
+    elif vt == _INT64:
+        value.int_value = kv.v_int64
+    elif vt == _FLOAT64:
+        value.double_value = kv.v_float64
+    elif vt == _BINARY:
+        value.bytes_value = kv.v_binary
+    else:  # an enum value this model does not know: keep the text
+        value.string_value = kv.v_str
+
+
+def _add_otlp_kvs(out: Repeated[common_pb2.KeyValue], kvs: Iterable[model_pb2.KeyValue]) -> None:
+    """Append `kvs` to the repeated OTLP KeyValue field `out`."""
+    add = out.add
+    for kv in kvs:
+        attr = add()
+        attr.key = kv.key
+        _set_otlp_value(attr.value, kv)
+
+
+def _set_jaeger_kv(tag: model_pb2.KeyValue, kv: common_pb2.KeyValue) -> None:
+    tag.key = kv.key
+    value = kv.value
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        tag.v_str = value.string_value
+    elif which == "bool_value":
+        tag.v_type = _BOOL
+        tag.v_bool = value.bool_value
+    elif which == "int_value":
+        tag.v_type = _INT64
+        tag.v_int64 = value.int_value
+    elif which == "double_value":
+        tag.v_type = _FLOAT64
+        tag.v_float64 = value.double_value
+    elif which == "bytes_value":
+        tag.v_type = _BINARY
+        tag.v_binary = value.bytes_value
+    elif which is not None:
+        # array and kvlist have no Jaeger type; OpenTelemetry writes them as text.
+        tag.v_str = any_value_json(value)
+
+
+def _add_string_tag(out: Repeated[model_pb2.KeyValue], key: str, value: str) -> None:
+    tag = out.add()
+    tag.key = key
+    tag.v_str = value
+
+
+# -- Jaeger → OTLP -------------------------------------------------------------------------------------
+
+
+def _status_from_tags(error: bool, code_tag: str | None) -> int:
+    """The status code OpenTelemetry reads from a Jaeger span's tags; `otel.status_code` wins."""
+    if code_tag is not None:
+        code = _STATUS_BY_TAG.get(code_tag)
+        if code is not None:
+            return code
+    return _ERROR if error else _UNSET
+
+
+def _fill_otlp_span(out: trace_pb2.Span, span: model_pb2.Span) -> None:
+    trace_id = _trace_id(span.trace_id)
+    out.trace_id = trace_id
+    out.span_id = _span_id(span.span_id)
+    out.name = span.operation_name
+    out.flags = span.flags
+
+    kind_seen = error = False
+    code_tag = description = None
+    add = out.attributes.add
+    for kv in span.tags:
+        key = kv.key
+        vt = kv.v_type
+        if key in _SPECIAL_TAGS:
+            if key == SPAN_KIND:
+                if not kind_seen and vt == _STRING and kv.v_str in _KIND_BY_TAG:
+                    out.kind = _KIND_BY_TAG[kv.v_str]
+                    kind_seen = True
+                    continue  # carried by Span.kind alone
+            elif key == ERROR:
+                error = error or (vt == _BOOL and kv.v_bool) or (vt == _STRING and kv.v_str == "true")
+            elif vt == _STRING:
+                if key == STATUS_CODE:
+                    code_tag = code_tag if code_tag is not None else kv.v_str
+                elif key == STATUS_DESCRIPTION:
+                    description = description if description is not None else kv.v_str
+                elif not out.trace_state:
+                    out.trace_state = kv.v_str
+        attr = add()
+        attr.key = key
+        if vt == _STRING:
+            attr.value.string_value = kv.v_str
+        else:
+            _set_otlp_value(attr.value, kv)
+    if span.warnings:
+        attr = add()
+        attr.key = WARNINGS
+        add_warning = attr.value.array_value.values.add
+        for warning in span.warnings:
+            add_warning().string_value = warning
+
+    code = _status_from_tags(error, code_tag)
+    if code != _UNSET or description:
+        out.status.code = code
+        if description:
+            out.status.message = description
+
+    parent_found = False
+    references = span.references
+    add_link = out.links.add if references else None
+    for ref in references:
+        ref_trace_id = _trace_id(ref.trace_id)
+        ref_span_id = _span_id(ref.span_id)
+        ref_type = ref.ref_type
+        if not parent_found and ref_type == _CHILD_OF and ref_trace_id == trace_id:
+            out.parent_span_id = ref_span_id
+            parent_found = True
+            continue
+        link = add_link()
+        link.trace_id = ref_trace_id
+        link.span_id = ref_span_id
+        attr = link.attributes.add()
+        attr.key = REF_TYPE
+        attr.value.string_value = _REF_TAG_BY_TYPE.get(ref_type, _REF_TYPE_FOLLOWS_FROM)
+
+    logs = span.logs
+    add_event = out.events.add if logs else None
+    for log in logs:
+        event = add_event()
+        ts = log.timestamp
+        event.time_unix_nano = max(0, ts.seconds * _NANOS + ts.nanos)
+        fields = log.fields
+        if fields:
+            for field in fields:
+                if field.key == EVENT and field.v_type == _STRING:
+                    event.name = field.v_str
+                    break
+            _add_otlp_kvs(event.attributes, fields)
+
+    start = span.start_time
+    start_nanos = max(0, start.seconds * _NANOS + start.nanos)
+    duration = span.duration
+    out.start_time_unix_nano = start_nanos
+    out.end_time_unix_nano = max(0, start_nanos + duration.seconds * _NANOS + duration.nanos)
+
+
+def jaeger_spans_to_resource_spans(
+    spans: Iterable[model_pb2.Span], process: model_pb2.Process | None = None
+) -> list[trace_pb2.ResourceSpans]:
+    """Jaeger spans as OTLP: one ResourceSpans per distinct process, each with one ScopeSpans whose scope is
+    empty. A span without a process of its own takes `process` (a Batch's process).
+
+    Raises ValueError for a trace ID of neither 16 nor 8 bytes or a span ID not of 8 bytes.
+    """
+    fallback = process if process is not None else model_pb2.Process()
+    out: list[trace_pb2.ResourceSpans] = []
+    # serialized process → the `spans` field of its ScopeSpans
+    groups: dict[bytes, Repeated[trace_pb2.Span]] = {}
+    for span in spans:
+        span_process = span.process if span.HasField("process") else fallback
+        key = span_process.SerializeToString(deterministic=True)
+        container = groups.get(key)
+        if container is None:
+            rs = trace_pb2.ResourceSpans()
+            _fill_resource(rs.resource, span_process)
+            scope_spans = rs.scope_spans.add()
+            scope_spans.scope.SetInParent()
+            container = groups[key] = scope_spans.spans
+            out.append(rs)
+        _fill_otlp_span(container.add(), span)
+    return out
+
+
+def _fill_resource(out: resource_pb2.Resource, process: model_pb2.Process) -> None:
+    if process.service_name:
+        attr = out.attributes.add()
+        attr.key = SERVICE_NAME
+        attr.value.string_value = process.service_name
+    _add_otlp_kvs(out.attributes, process.tags)
+
+
+# -- OTLP → Jaeger -------------------------------------------------------------------------------------
+
+
+def resource_to_process(resource: resource_pb2.Resource) -> model_pb2.Process:
+    """The Jaeger process of a resource: `service.name` (a string) is the service, the rest are tags."""
+    process = model_pb2.Process()
+    add = process.tags.add
+    for kv in resource.attributes:
+        if (
+            not process.service_name
+            and kv.key == SERVICE_NAME
+            and kv.value.WhichOneof("value") == "string_value"
+        ):
+            process.service_name = kv.value.string_value
+        else:
+            _set_jaeger_kv(add(), kv)
+    return process
+
+
+def _scope_tags(scope: common_pb2.InstrumentationScope) -> list[tuple[str, str]]:
+    tags = []
+    if scope.name:
+        tags.append((SCOPE_NAME, scope.name))
+    if scope.version:
+        tags.append((SCOPE_VERSION, scope.version))
+    return tags
+
+
+def _warning_text(value: common_pb2.AnyValue) -> str:
+    if value.WhichOneof("value") == "string_value":
+        return value.string_value
+    return any_value_json(value)
+
+
+def _to_jaeger_span(
+    span: trace_pb2.Span, process: model_pb2.Process, scope_tags: list[tuple[str, str]]
+) -> model_pb2.Span:
+    trace_id = span.trace_id
+    out = model_pb2.Span(
+        trace_id=trace_id, span_id=span.span_id, operation_name=span.name, flags=span.flags
+    )
+    out.process.CopyFrom(process)
+
+    tags = out.tags
+    add = tags.add
+    error_seen = code_seen = description_seen = trace_state_seen = error = False
+    code_tag = None
+    for kv in span.attributes:
+        key = kv.key
+        if key in _SPECIAL_ATTRIBUTES:
+            value = kv.value
+            which = value.WhichOneof("value")
+            if key == WARNINGS:
+                if which == "array_value":
+                    out.warnings.extend([_warning_text(v) for v in value.array_value.values])
+                    continue
+            elif key == ERROR:
+                error_seen = True
+                error = error or (which == "bool_value" and value.bool_value) or (
+                    which == "string_value" and value.string_value == "true"
+                )
+            elif key == STATUS_CODE:
+                code_seen = True
+                if code_tag is None and which == "string_value":
+                    code_tag = value.string_value
+            elif key == STATUS_DESCRIPTION:
+                description_seen = True
+            else:
+                trace_state_seen = True
+        _set_jaeger_kv(add(), kv)
+
+    kind_tag = _TAG_BY_KIND.get(span.kind)
+    if kind_tag is not None:
+        _add_string_tag(tags, SPAN_KIND, kind_tag)
+    # Status tags are added only where the attributes, read as Jaeger tags, would give another status: a
+    # Jaeger span's own tags then come back as they were, and an OTLP span gets what OpenTelemetry adds.
+    if span.HasField("status"):
+        status = span.status
+        code = status.code
+        if code != _UNSET and code != _status_from_tags(error, code_tag):
+            if code == _ERROR and not error_seen:
+                tag = add()
+                tag.key = ERROR
+                tag.v_type = _BOOL
+                tag.v_bool = True
+            if not code_seen:
+                _add_string_tag(tags, STATUS_CODE, _TAG_BY_STATUS.get(code, str(code)))
+        if status.message and not description_seen:
+            _add_string_tag(tags, STATUS_DESCRIPTION, status.message)
+    if span.trace_state and not trace_state_seen:
+        _add_string_tag(tags, TRACE_STATE, span.trace_state)
+    for key, text in scope_tags:
+        _add_string_tag(tags, key, text)
+
+    add_ref = out.references.add
+    if span.parent_span_id:
+        ref = add_ref()
+        ref.trace_id = trace_id
+        ref.span_id = span.parent_span_id
+    for link in span.links:
+        ref = add_ref()
+        ref.trace_id = link.trace_id
+        ref.span_id = link.span_id
+        ref.ref_type = _FOLLOWS_FROM
+        for kv in link.attributes:
+            if kv.key == REF_TYPE:
+                if kv.value.string_value == _REF_TYPE_CHILD_OF:
+                    ref.ref_type = _CHILD_OF
+                break
+
+    add_log = out.logs.add
+    for event in span.events:
+        log = add_log()
+        ts = log.timestamp
+        ts.seconds, ts.nanos = divmod(event.time_unix_nano, _NANOS)
+        fields = log.fields
+        add_field = fields.add
+        named = not event.name
+        for kv in event.attributes:
+            if not named and kv.key == EVENT:
+                named = True
+            _set_jaeger_kv(add_field(), kv)
+        if not named:
+            _add_string_tag(fields, EVENT, event.name)
+
+    start = span.start_time_unix_nano
+    ts = out.start_time
+    ts.seconds, ts.nanos = divmod(start, _NANOS)
+    end = span.end_time_unix_nano
+    nanos = end - start if end else 0
+    # Duration wants seconds and nanos of one sign.
+    seconds, rest = divmod(abs(nanos), _NANOS)
+    duration = out.duration
+    if nanos < 0:
+        duration.seconds, duration.nanos = -seconds, -rest
+    else:
+        duration.seconds, duration.nanos = seconds, rest
+    return out
+
+
+def otlp_span_to_jaeger(
+    span: trace_pb2.Span,
+    resource: resource_pb2.Resource,
+    scope: common_pb2.InstrumentationScope,
+    *,
+    process: model_pb2.Process | None = None,
+) -> model_pb2.Span:
+    """A Jaeger span of an OTLP span, with `process` populated (from `resource`, unless the caller passes the
+    process it already built from it) and `process_id` empty."""
+    if process is None:
+        process = resource_to_process(resource)
+    return _to_jaeger_span(span, process, _scope_tags(scope))
+
+
+def resource_spans_to_jaeger(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> list[model_pb2.Span]:
+    """Every span of `resource_spans` as a Jaeger span, in order; each resource and scope is converted
+    once."""
+    out = []
+    for rs in resource_spans:
+        process = resource_to_process(rs.resource)
+        for ss in rs.scope_spans:
+            scope_tags = _scope_tags(ss.scope)
+            out.extend([_to_jaeger_span(span, process, scope_tags) for span in ss.spans])
+    return out

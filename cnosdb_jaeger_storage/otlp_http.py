@@ -1,0 +1,130 @@
+"""OTLP/HTTP receiver: `POST /v1/traces` (the OTLP standard path) and `POST /api/v1/traces` (CnosDB's).
+
+Protobuf or JSON bodies (optionally gzip, deflate or zstd), answered in the request's own encoding, error
+bodies included (a `google.rpc.Status`): 400 malformed, 401 bad credentials, 413 too large, 415 unknown
+content type. CnosDB's path also takes CnosDB's `tenant`, `db` and `table` headers, so an exporter set up
+for CnosDB's own endpoint works by changing only the host and port.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+
+from .http_support import HttpError, check_basic_auth, read_body, status_of
+from .metrics import METRICS
+from .otlp_ingest import export
+from .proto import trace_service_pb2
+from .store import Target, TraceStore
+from .tenancy import Tenancy
+
+log = logging.getLogger(__name__)
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+_GRPC_INVALID_ARGUMENT, _GRPC_UNAUTHENTICATED, _GRPC_UNAVAILABLE, _GRPC_INTERNAL = 3, 16, 14, 13
+
+
+def decode_request(body: bytes, content_type: str) -> trace_service_pb2.ExportTraceServiceRequest:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    try:
+        if content_type == PROTOBUF:
+            request.ParseFromString(body)
+        else:
+            json_format.ParseDict(_ids_to_base64(json.loads(body)), request, ignore_unknown_fields=True)
+    except (DecodeError, ValueError, json_format.ParseError, TypeError, AttributeError) as exc:
+        raise HttpError(400, f"malformed OTLP {content_type} body: {exc}") from None
+    return request
+
+
+def _ids_to_base64(payload: Any) -> Any:
+    """OTLP/JSON writes trace and span IDs as hex, where protobuf's JSON mapping expects base64."""
+    for rs in payload.get("resourceSpans", ()) if isinstance(payload, dict) else ():
+        for ss in rs.get("scopeSpans", ()):
+            for span in ss.get("spans", ()):
+                _convert_ids(span)
+                for link in span.get("links", ()):
+                    _convert_ids(link)
+    return payload
+
+
+def _convert_ids(message: dict[str, Any]) -> None:
+    for name in _ID_FIELDS:
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            try:
+                message[name] = base64.b64encode(bytes.fromhex(value)).decode()
+            except ValueError:
+                raise HttpError(400, f"{name} {value!r} is not hex") from None
+
+
+def _status_body(content_type: str, status: int, message: str) -> bytes:
+    code = {400: _GRPC_INVALID_ARGUMENT, 401: _GRPC_UNAUTHENTICATED, 503: _GRPC_UNAVAILABLE}.get(
+        status, _GRPC_INTERNAL)
+    if content_type == JSON:
+        return json.dumps({"code": code, "message": message}).encode()
+    # google.rpc.Status{code=1 (varint), message=2 (bytes)}, encoded by hand: no extra dependency.
+    text = message.encode()
+    return bytes([0x08, code, 0x12]) + _varint(len(text)) + text
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class OtlpHttpReceiver:
+    def __init__(self, tenancy: Tenancy, default: Target, *, max_body: int, user: str = "",
+                 password: str = "") -> None:
+        self._tenancy, self._default = tenancy, default
+        self._max_body, self._user, self._password = max_body, user, password
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self._max_body + 1)
+        app.router.add_post("/v1/traces", self._otlp)
+        app.router.add_post("/api/v1/traces", self._cnosdb)
+        return app
+
+    async def _otlp(self, request: web.Request) -> web.Response:
+        return await self._handle(request, lambda: self._tenancy.store(
+            request.headers.get(self._tenancy.header)), "otlp_http")
+
+    async def _cnosdb(self, request: web.Request) -> web.Response:
+        target = Target(request.headers.get("tenant") or self._default.tenant,
+                        request.headers.get("db") or self._default.database,
+                        request.headers.get("table") or self._default.table)
+        return await self._handle(request, lambda: self._tenancy.store_at(target), "cnosdb_http")
+
+    async def _handle(self, request: web.Request, store: Any, transport: str) -> web.Response:
+        content_type = request.content_type
+        reply_type = JSON if content_type == JSON else PROTOBUF
+        try:
+            if content_type not in (PROTOBUF, JSON):
+                raise HttpError(415, f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}")
+            check_basic_auth(request, self._user, self._password)
+            target_store: TraceStore = store()
+            export_request = decode_request(await read_body(request, self._max_body), content_type)
+            response = await export(target_store, export_request, transport)
+        except Exception as exc:
+            status, message = status_of(exc)
+            if status >= 500:
+                log.warning("otlp request failed status=%d error=%r", status, message)
+            METRICS.requests.inc(api=transport, outcome=str(status))
+            headers = {"WWW-Authenticate": 'Basic realm="cnosdb-jaeger-storage"'} if status == 401 else None
+            return web.Response(status=status, body=_status_body(reply_type, status, message),
+                                content_type=reply_type, headers=headers)
+        METRICS.requests.inc(api=transport, outcome="200")
+        body = (json_format.MessageToJson(response, indent=None).encode() if reply_type == JSON
+                else response.SerializeToString())
+        return web.Response(body=body, content_type=reply_type)

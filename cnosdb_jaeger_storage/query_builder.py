@@ -1,0 +1,167 @@
+"""Every SQL statement this server sends to CnosDB, built here and nowhere else.
+
+Values and names reach the text only through `quoting`; `tests/test_query_builder.py` compares each
+statement with a golden file under `tests/golden_sql/`. The SQL stays inside what CnosDB's DataFusion 27
+fork runs: WHERE, IN lists, GROUP BY, ORDER BY, LIMIT, inner joins, count/min/max.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from . import spanrow as col
+from .quoting import sql_identifier as ident
+from .quoting import sql_string as lit
+from .quoting import sql_timestamp, stored_name
+
+# An attribute column: resource, scope, span, event or link level, then the stored attribute key.
+_ATTRIBUTE_COLUMN = re.compile(
+    r"ResourceSpans/(?:Resource|ScopeSpans/InstrumentationScope|ScopeSpans/Span(?:/(?:Event|Link)_\d+)?)"
+    r"/attributes/(.*)", re.DOTALL)
+_EVENT_NAME_COLUMN = re.compile(r"ResourceSpans/ScopeSpans/Span/Event_\d+/name")
+
+_KINDS = ("internal", "server", "client", "producer", "consumer")
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    """A trace search. Times in unix nanoseconds, None meaning no bound; attribute values as text."""
+
+    service: str = ""
+    operation: str = ""
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    start_min: int | None = None
+    start_max: int | None = None
+    duration_min: int | None = None
+    duration_max: int | None = None
+    limit: int = 100
+
+
+def create_database(database: str, ttl: str) -> str:
+    return f"CREATE DATABASE IF NOT EXISTS {ident(database)} WITH TTL {lit(ttl)}"
+
+
+def show_tables() -> str:
+    return "SHOW TABLES"
+
+
+def describe_table(table: str) -> str:
+    return f"DESCRIBE TABLE {ident(table)}"
+
+
+def drop_table(table: str) -> str:
+    return f"DROP TABLE IF EXISTS {ident(table)}"
+
+
+def services(table: str) -> str:
+    svc = ident(col.SERVICE_NAME)
+    return f"SELECT {svc} AS service FROM {ident(table)} WHERE {svc} IS NOT NULL GROUP BY {svc} ORDER BY {svc}"
+
+
+def operations(table: str, service: str, span_kind: str = "") -> str:
+    name, kind = ident(col.NAME), ident(col.KIND)
+    where = [f"{ident(col.SERVICE_NAME)} = {lit(stored_name(service))}", f"{name} IS NOT NULL"]
+    if span_kind:
+        where.append(f"{kind} = {lit(otlp_kind(span_kind))}")
+    return (f"SELECT {name} AS name, {kind} AS kind FROM {ident(table)} WHERE {' AND '.join(where)} "
+            f"GROUP BY {name}, {kind} ORDER BY {name}, {kind}")
+
+
+def otlp_kind(jaeger_kind: str) -> str:
+    """'server' → 'SPAN_KIND_SERVER', as CnosDB's trace table spells the kind."""
+    return "SPAN_KIND_" + jaeger_kind.upper()
+
+
+def find_trace_ids(table: str, query: TraceQuery, columns: Collection[str]) -> str | None:
+    """Newest traces with a span matching every condition; None when a condition cannot match."""
+    where = _search_conditions(query, columns)
+    if where is None:
+        return None
+    trace_id = ident(col.TRACE_ID)
+    return (f"SELECT {trace_id} AS trace_id, max(time) AS newest FROM {ident(table)} "
+            f"WHERE {' AND '.join(where)} GROUP BY {trace_id} ORDER BY newest DESC, trace_id "
+            f"LIMIT {max(1, int(query.limit))}")
+
+
+def trace_bounds(table: str, trace_ids: Sequence[str]) -> str:
+    """First start and last end of each trace: the time hints of v2 FindTraceIDs."""
+    trace_id = ident(col.TRACE_ID)
+    return (f"SELECT {trace_id} AS trace_id, min(time) AS first_start, "
+            f"max(CAST(time AS BIGINT) + CAST({ident(col.DURATION)} AS BIGINT)) AS last_end "
+            f"FROM {ident(table)} WHERE {trace_id} IN ({_list(trace_ids)}) GROUP BY {trace_id}")
+
+
+def spans_of_traces(table: str, trace_ids: Sequence[str], start: int | None = None,
+                    end: int | None = None) -> str:
+    where = [f"{ident(col.TRACE_ID)} IN ({_list(trace_ids)})", *_time_window(start, end)]
+    return (f"SELECT * FROM {ident(table)} WHERE {' AND '.join(where)} "
+            f"ORDER BY {ident(col.TRACE_ID)}, time, {ident(col.SPAN_ID)}")
+
+
+def dependencies(table: str, start: int | None, end: int | None) -> str:
+    """Parent service → child service call counts of the spans that started in the window."""
+    svc, tid = ident(col.SERVICE_NAME), ident(col.TRACE_ID)
+    window = " AND ".join(_time_window(start, end, "child.time")) or "TRUE"
+    return (f"SELECT parent.{svc} AS parent, child.{svc} AS child, count(*) AS call_count "
+            f"FROM {ident(table)} AS child JOIN {ident(table)} AS parent "
+            f"ON child.{tid} = parent.{tid} AND child.{ident(col.PARENT_SPAN_ID)} = parent.{ident(col.SPAN_ID)} "
+            f"WHERE {window} AND parent.{svc} <> child.{svc} "
+            f"GROUP BY parent.{svc}, child.{svc} ORDER BY parent, child")
+
+
+def _search_conditions(query: TraceQuery, columns: Collection[str]) -> list[str] | None:
+    where = _time_window(query.start_min, query.start_max)
+    if query.service:
+        where.append(f"{ident(col.SERVICE_NAME)} = {lit(stored_name(query.service))}")
+    if query.operation:
+        where.append(f"{ident(col.NAME)} = {lit(stored_name(query.operation))}")
+    if query.duration_min is not None:
+        where.append(f"{ident(col.DURATION)} >= {int(query.duration_min)}")
+    if query.duration_max is not None:
+        where.append(f"{ident(col.DURATION)} <= {int(query.duration_max)}")
+    for key, value in sorted(query.attributes.items()):
+        alternatives = _attribute_matches(key, value, columns)
+        if not alternatives:
+            return None
+        where.append("(" + " OR ".join(alternatives) + ")")
+    return where or ["TRUE"]
+
+
+def _attribute_matches(key: str, value: str, columns: Collection[str]) -> list[str]:
+    """Where a Jaeger tag `key=value` may live: any attribute level, or the OTLP field it maps to."""
+    stored_key = stored_name(key)
+    pairs = [(c, stored_name(value) if c in col.TAG_COLUMNS else value) for c in sorted(columns)
+             if (m := _ATTRIBUTE_COLUMN.fullmatch(c)) and m.group(1) == stored_key]
+    if key == "error" and value == "true":
+        pairs.append((col.STATUS_CODE, "STATUS_CODE_ERROR"))
+    elif key == "otel.status_code" and value in ("OK", "ERROR"):
+        pairs.append((col.STATUS_CODE, "STATUS_CODE_" + value))
+    elif key == "otel.status_description":
+        pairs.append((col.STATUS_MESSAGE, value))
+    elif key == "span.kind" and value in _KINDS:
+        pairs.append((col.KIND, otlp_kind(value)))
+    elif key in ("otel.scope.name", "otel.library.name"):
+        pairs.append((col.SCOPE_NAME, stored_name(value)))
+    elif key in ("otel.scope.version", "otel.library.version"):
+        pairs.append((col.SCOPE_VERSION, stored_name(value)))
+    elif key == "w3c.tracestate":
+        pairs.append((col.TRACE_STATE, stored_name(value)))
+    elif key == "event":
+        pairs.extend((c, value) for c in sorted(columns) if _EVENT_NAME_COLUMN.fullmatch(c))
+    # Only columns the table has: naming a missing column is an error in CnosDB, not a non-match.
+    return [f"{ident(c)} = {lit(v)}" for c, v in pairs if c in columns]
+
+
+def _time_window(start: int | None, end: int | None, column: str = "time") -> list[str]:
+    where = []
+    if start is not None:
+        where.append(f"{column} >= {sql_timestamp(start)}")
+    if end is not None:
+        where.append(f"{column} <= {sql_timestamp(end)}")
+    return where
+
+
+def _list(values: Sequence[str]) -> str:
+    return ", ".join(lit(v) for v in values)

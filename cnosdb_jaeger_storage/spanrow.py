@@ -1,0 +1,473 @@
+"""The span table (docs/schema.md): its column names, attribute values as text, and rows back to OTLP.
+
+Writing goes straight from OTLP to line protocol in `lineprotocol.py`, for speed; it takes its column
+names and value texts from here. Reading takes rows as CnosDB's SQL returns them in JSON: a dict per
+row, null columns absent, `time` as int nanoseconds, DOUBLE columns as numbers, tag values and the
+attribute keys inside column names in their stored form (`quoting.stored_name`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf import json_format
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from .quoting import decode_stored_name, stored_name
+
+# --- column names ----------------------------------------------------------------------------------
+
+TIME = "time"
+
+RESOURCE_SPANS = "ResourceSpans/"
+RESOURCE = "ResourceSpans/Resource/"
+SCOPE = "ResourceSpans/ScopeSpans/InstrumentationScope/"
+SPAN = "ResourceSpans/ScopeSpans/Span/"
+
+# Prefixes of attribute columns: the prefix, then the stored attribute key.
+RESOURCE_ATTRIBUTES = RESOURCE + "attributes/"
+SCOPE_ATTRIBUTES = SCOPE + "attributes/"
+SPAN_ATTRIBUTES = SPAN + "attributes/"
+
+# Tags.
+SERVICE_NAME = RESOURCE_ATTRIBUTES + "service.name"
+SCOPE_NAME = SCOPE + "name"
+SCOPE_VERSION = SCOPE + "version"
+TRACE_ID = SPAN + "trace_id"
+SPAN_ID = SPAN + "span_id"
+PARENT_SPAN_ID = SPAN + "parent_span_id"
+TRACE_STATE = SPAN + "trace_state"
+NAME = SPAN + "name"
+STATUS_CODE = SPAN + "Status/code"
+
+# In the order the writer puts them on a line.
+TAG_COLUMNS = (SERVICE_NAME, SCOPE_NAME, SCOPE_VERSION, TRACE_ID, SPAN_ID, PARENT_SPAN_ID, TRACE_STATE,
+               NAME, STATUS_CODE)
+
+# Fields.
+KIND = SPAN + "kind"
+END_TIME = SPAN + "end_time_unix_nano"
+DURATION = SPAN + "duration_nano"
+FLAGS = SPAN + "flags"
+STATUS_MESSAGE = SPAN + "Status/message"
+RESOURCE_SCHEMA_URL = RESOURCE_SPANS + "schema_url"
+SCOPE_SCHEMA_URL = RESOURCE_SPANS + "ScopeSpans/schema_url"
+RESOURCE_DROPPED_ATTRIBUTES = RESOURCE + "dropped_attributes_count"
+SCOPE_DROPPED_ATTRIBUTES = SCOPE + "dropped_attributes_count"
+SPAN_DROPPED_ATTRIBUTES = SPAN + "dropped_attributes_count"
+DROPPED_EVENTS = SPAN + "dropped_events_count"
+DROPPED_LINKS = SPAN + "dropped_links_count"
+
+# Added by this server: the types of the attributes that are not strings (JSON object key → type).
+ATTRIBUTE_TYPES = "attribute_types"
+RESOURCE_ATTRIBUTE_TYPES = RESOURCE + ATTRIBUTE_TYPES
+SCOPE_ATTRIBUTE_TYPES = SCOPE + ATTRIBUTE_TYPES
+SPAN_ATTRIBUTE_TYPES = SPAN + ATTRIBUTE_TYPES
+
+# Suffixes under `event_prefix(i)` / `link_prefix(i)`.
+EVENT_TIME = "time_unix_nano"
+EVENT_NAME = "name"
+LINK_TRACE_ID = "trace_id"
+LINK_SPAN_ID = "span_id"
+LINK_TRACE_STATE = "trace_state"
+LINK_FLAGS = "flags"
+ATTRIBUTES = "attributes/"
+DROPPED_ATTRIBUTES = "dropped_attributes_count"
+
+
+def event_prefix(i: int) -> str:
+    return f"{SPAN}Event_{i}/"
+
+
+def link_prefix(i: int) -> str:
+    return f"{SPAN}Link_{i}/"
+
+
+def attribute_column(prefix: str, key: str) -> str:
+    """The column of attribute `key` under an attribute prefix (`SPAN_ATTRIBUTES`, …), as stored."""
+    return prefix + stored_name(key)
+
+
+# --- attribute values as text ----------------------------------------------------------------------
+
+TYPE_BOOL = "bool"
+TYPE_INT = "int"
+TYPE_DOUBLE = "double"
+TYPE_BYTES = "bytes"
+TYPE_ARRAY = "array"
+TYPE_KVLIST = "kvlist"
+
+
+def double_text(x: float) -> str:
+    """Integral values below 1e15 as an integer (so `200.0` matches a search for `200`), others `repr`."""
+    if x.is_integer():
+        if -1e15 < x < 1e15:
+            if x == 0 and math.copysign(1.0, x) < 0:
+                return "-0"
+            return str(int(x))
+        return repr(x)
+    if x != x:
+        return "NaN"
+    if x == math.inf:
+        return "inf"
+    if x == -math.inf:
+        return "-inf"
+    return repr(x)
+
+
+def any_value_json(value: common_pb2.AnyValue) -> str:
+    """OTLP/JSON of an AnyValue, compact: `{"arrayValue":{"values":[{"stringValue":"a"}]}}`."""
+    return json.dumps(json_format.MessageToDict(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def attribute_text(value: common_pb2.AnyValue) -> tuple[str, str] | None:
+    """(text, type) of an attribute value, type `""` for a string; None for a value that is not set."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value, ""
+    if which == "int_value":
+        return str(value.int_value), TYPE_INT
+    if which == "bool_value":
+        return ("true" if value.bool_value else "false"), TYPE_BOOL
+    if which == "double_value":
+        return double_text(value.double_value), TYPE_DOUBLE
+    if which == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii"), TYPE_BYTES
+    if which == "array_value":
+        return any_value_json(value), TYPE_ARRAY
+    if which == "kvlist_value":
+        return any_value_json(value), TYPE_KVLIST
+    return None
+
+
+def attribute_value(text: str, type_: str | None) -> common_pb2.AnyValue:
+    """The inverse of `attribute_text`. Text that does not parse as its type is kept as a string."""
+    try:
+        if not type_:
+            pass
+        elif type_ == TYPE_INT:
+            return common_pb2.AnyValue(int_value=int(text))
+        elif type_ == TYPE_BOOL:
+            if text in ("true", "false"):
+                return common_pb2.AnyValue(bool_value=text == "true")
+        elif type_ == TYPE_DOUBLE:
+            return common_pb2.AnyValue(double_value=float(text))
+        elif type_ == TYPE_BYTES:
+            return common_pb2.AnyValue(bytes_value=base64.b64decode(text, validate=True))
+        elif type_ in (TYPE_ARRAY, TYPE_KVLIST):
+            return json_format.ParseDict(json.loads(text), common_pb2.AnyValue())
+    except (ValueError, binascii.Error, json_format.ParseError):
+        pass
+    return common_pb2.AnyValue(string_value=text)
+
+
+# --- rows back to OTLP -----------------------------------------------------------------------------
+
+_KIND_BY_NAME = dict(trace_pb2.Span.SpanKind.items())
+_STATUS_BY_NAME = dict(trace_pb2.Status.StatusCode.items())
+_U64 = 2**64
+
+# What a column holds, by its name: (code, event/link index, decoded attribute key or sub-name).
+(_IGNORE, _TIME, _SERVICE, _RES_ATTR, _RES_TYPES, _RES_OTHER, _SCOPE_NAME, _SCOPE_VERSION, _SCOPE_ATTR,
+ _SCOPE_TYPES, _SCOPE_OTHER, _SPAN_ATTR, _SPAN_TYPES, _SPAN_FIELD, _EVENT, _EVENT_ATTR, _LINK,
+ _LINK_ATTR) = range(18)
+_RESOURCE_COLUMNS = frozenset((RESOURCE_DROPPED_ATTRIBUTES, RESOURCE_SCHEMA_URL))
+_SCOPE_COLUMNS = frozenset((SCOPE_DROPPED_ATTRIBUTES, SCOPE_SCHEMA_URL))
+_classes: dict[str, tuple[int, int, str]] = {}
+
+
+def _classify(column: str) -> tuple[int, int, str]:
+    found = _classes.get(column)
+    if found is None:
+        if len(_classes) > 100_000:
+            _classes.clear()
+        found = _classes[column] = _class_of(column)
+    return found
+
+
+def _class_of(column: str) -> tuple[int, int, str]:
+    if column.startswith(SPAN):
+        rest = column[len(SPAN):]
+        if rest.startswith(ATTRIBUTES):
+            return _SPAN_ATTR, 0, decode_stored_name(rest[len(ATTRIBUTES):])
+        if rest == ATTRIBUTE_TYPES:
+            return _SPAN_TYPES, 0, ""
+        for head, code, attr_code in (("Event_", _EVENT, _EVENT_ATTR), ("Link_", _LINK, _LINK_ATTR)):
+            if rest.startswith(head):
+                index, slash, sub = rest[len(head):].partition("/")
+                if not (slash and sub and index.isdigit() and index.isascii()):
+                    return _IGNORE, 0, ""
+                if sub.startswith(ATTRIBUTES):
+                    return attr_code, int(index), decode_stored_name(sub[len(ATTRIBUTES):])
+                return code, int(index), sub
+        return _SPAN_FIELD, 0, column
+    if column == TIME:
+        return _TIME, 0, ""
+    if column == SERVICE_NAME:
+        return _SERVICE, 0, "service.name"
+    if column.startswith(RESOURCE_ATTRIBUTES):
+        return _RES_ATTR, 0, decode_stored_name(column[len(RESOURCE_ATTRIBUTES):])
+    if column == RESOURCE_ATTRIBUTE_TYPES:
+        return _RES_TYPES, 0, ""
+    if column in _RESOURCE_COLUMNS:
+        return _RES_OTHER, 0, column
+    if column == SCOPE_NAME:
+        return _SCOPE_NAME, 0, ""
+    if column == SCOPE_VERSION:
+        return _SCOPE_VERSION, 0, ""
+    if column.startswith(SCOPE_ATTRIBUTES):
+        return _SCOPE_ATTR, 0, decode_stored_name(column[len(SCOPE_ATTRIBUTES):])
+    if column == SCOPE_ATTRIBUTE_TYPES:
+        return _SCOPE_TYPES, 0, ""
+    if column in _SCOPE_COLUMNS:
+        return _SCOPE_OTHER, 0, column
+    return _IGNORE, 0, ""
+
+
+_types_cache: dict[str, dict[str, str]] = {}
+
+
+def _types(text: Any) -> dict[str, str]:
+    """An `attribute_types` cell as a dict; anything unreadable as none (every attribute a string)."""
+    found = _types_cache.get(text) if isinstance(text, str) else None
+    if found is None:
+        try:
+            parsed = json.loads(text)
+        except (TypeError, ValueError):
+            parsed = None
+        found = {k: v for k, v in parsed.items() if isinstance(v, str)} if isinstance(parsed, dict) else {}
+        if isinstance(text, str):
+            if len(_types_cache) > 4096:
+                _types_cache.clear()
+            _types_cache[text] = found
+    return found
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return double_text(value)
+    return str(value)
+
+
+def _int(value: Any) -> int:
+    """A DOUBLE (or BIGINT, or numeric text) cell as an int; 0 when it is not a finite number."""
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0
+    return round(number) if math.isfinite(number) else 0
+
+
+def _hex(value: Any) -> bytes:
+    try:
+        return bytes.fromhex(_text(value))
+    except ValueError:
+        return b""
+
+
+def _fill_attributes(target: Any, items: list[tuple[str, Any]], types_cell: Any) -> None:
+    types = _types(types_cell) if types_cell is not None else None
+    for key, value in items:
+        text = _text(value)
+        type_ = types.get(key) if types else None
+        if type_:
+            target.add(key=key, value=attribute_value(text, type_))
+        else:
+            target.add(key=key).value.string_value = text
+
+
+def _enum(text: Any, by_name: dict[str, int]) -> int:
+    text = _text(text)
+    found = by_name.get(text)
+    if found is not None:
+        return found
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+def rows_to_resource_spans(rows: Iterable[dict[str, Any]]) -> list[trace_pb2.ResourceSpans]:
+    """Rows of the span table back to OTLP, one span per row.
+
+    Spans are grouped by identical resource (service, resource attributes, schema URL, dropped count),
+    then by identical scope, in the order groups first appear; within a group rows keep their order.
+    Rows written by CnosDB itself (no `attribute_types`, `parent_span_id` "", kind and status as enum
+    names) read the same way, every attribute as a string.
+    """
+    out: list[trace_pb2.ResourceSpans] = []
+    resources: dict[tuple, tuple[trace_pb2.ResourceSpans, dict[tuple, trace_pb2.ScopeSpans]]] = {}
+    for row in rows:
+        res_key: list[tuple[str, Any]] = []
+        scope_key: list[tuple[str, Any]] = []
+        span = trace_pb2.Span()
+        attrs: list[tuple[str, Any]] = []
+        span_types = None
+        start = 0
+        duration = end_field = None
+        events: dict[int, dict[Any, Any]] = {}
+        links: dict[int, dict[Any, Any]] = {}
+        for column, value in row.items():
+            if value is None:
+                continue
+            code, index, name = _classify(column)
+            if code == _SPAN_ATTR:
+                attrs.append((name, value))
+            elif code == _SPAN_FIELD:
+                if name == TRACE_ID:
+                    span.trace_id = _hex(value)
+                elif name == SPAN_ID:
+                    span.span_id = _hex(value)
+                elif name == PARENT_SPAN_ID:
+                    span.parent_span_id = _hex(value)
+                elif name == NAME:
+                    span.name = decode_stored_name(_text(value))
+                elif name == KIND:
+                    span.kind = _enum(value, _KIND_BY_NAME)
+                elif name == DURATION:
+                    duration = value
+                elif name == END_TIME:
+                    end_field = value
+                elif name == STATUS_CODE:
+                    span.status.code = _enum(decode_stored_name(_text(value)), _STATUS_BY_NAME)
+                elif name == STATUS_MESSAGE:
+                    span.status.message = _text(value)
+                elif name == TRACE_STATE:
+                    span.trace_state = decode_stored_name(_text(value))
+                elif name == FLAGS:
+                    span.flags = _int(value)
+                elif name == SPAN_DROPPED_ATTRIBUTES:
+                    span.dropped_attributes_count = _int(value)
+                elif name == DROPPED_EVENTS:
+                    span.dropped_events_count = _int(value)
+                elif name == DROPPED_LINKS:
+                    span.dropped_links_count = _int(value)
+            elif code == _SPAN_TYPES:
+                span_types = value
+            elif code == _TIME:
+                start = min(max(_int(value), 0), _U64 - 1)
+            elif code in (_EVENT, _EVENT_ATTR):
+                _part(events, code == _EVENT_ATTR, index, name, value)
+            elif code in (_LINK, _LINK_ATTR):
+                _part(links, code == _LINK_ATTR, index, name, value)
+            elif code in (_SERVICE, _RES_ATTR, _RES_TYPES, _RES_OTHER):
+                res_key.append((column, value))
+            elif code != _IGNORE:
+                scope_key.append((column, value))
+
+        span.start_time_unix_nano = start
+        span.end_time_unix_nano = _end_time(start, duration, end_field)
+        _fill_attributes(span.attributes, attrs, span_types)
+        for index in sorted(events):
+            _add_event(span.events.add(), events[index])
+        for index in sorted(links):
+            _add_link(span.links.add(), links[index])
+
+        group_key = tuple(sorted(res_key))
+        group = resources.get(group_key)
+        if group is None:
+            resource_spans = trace_pb2.ResourceSpans()
+            _build_resource(resource_spans, res_key)
+            out.append(resource_spans)
+            group = resources[group_key] = (resource_spans, {})
+        scope_group_key = tuple(sorted(scope_key))
+        scope_spans = group[1].get(scope_group_key)
+        if scope_spans is None:
+            scope_spans = group[0].scope_spans.add()
+            _build_scope(scope_spans, scope_key)
+            group[1][scope_group_key] = scope_spans
+        scope_spans.spans.append(span)
+    return out
+
+
+def _end_time(start: int, duration: Any, end_field: Any) -> int:
+    """`time + duration_nano` is exact below 2^53 ns of duration; the DOUBLE end time is not."""
+    if end_field is not None and _int(end_field) == 0:
+        return 0
+    if duration is not None:
+        end = start + _int(duration)
+        if 0 <= end < _U64:
+            return end
+    if end_field is not None:
+        return min(max(_int(end_field), 0), _U64 - 1)
+    return start
+
+
+def _part(parts: dict[int, dict[Any, Any]], is_attribute: bool, index: int, name: str, value: Any) -> None:
+    """Collect one Event_i / Link_i cell: attributes under None, any other cell under its sub-name."""
+    entry = parts.get(index)
+    if entry is None:
+        entry = parts[index] = {None: []}
+    if is_attribute:
+        entry[None].append((name, value))
+    else:
+        entry[name] = value
+
+
+def _add_event(event: trace_pb2.Span.Event, parts: dict[Any, Any]) -> None:
+    event.time_unix_nano = max(_int(parts.get(EVENT_TIME, 0)), 0)
+    if EVENT_NAME in parts:
+        event.name = _text(parts[EVENT_NAME])
+    event.dropped_attributes_count = _int(parts.get(DROPPED_ATTRIBUTES, 0))
+    _fill_attributes(event.attributes, parts[None], parts.get(ATTRIBUTE_TYPES))
+
+
+def _add_link(link: trace_pb2.Span.Link, parts: dict[Any, Any]) -> None:
+    link.trace_id = _hex(parts.get(LINK_TRACE_ID, ""))
+    link.span_id = _hex(parts.get(LINK_SPAN_ID, ""))
+    if LINK_TRACE_STATE in parts:
+        link.trace_state = _text(parts[LINK_TRACE_STATE])
+    link.flags = _int(parts.get(LINK_FLAGS, 0))
+    link.dropped_attributes_count = _int(parts.get(DROPPED_ATTRIBUTES, 0))
+    _fill_attributes(link.attributes, parts[None], parts.get(ATTRIBUTE_TYPES))
+
+
+def _build_resource(resource_spans: trace_pb2.ResourceSpans, cells: list[tuple[str, Any]]) -> None:
+    attrs: list[tuple[str, Any]] = []
+    types = None
+    for column, value in cells:
+        code, _, name = _classify(column)
+        if code == _SERVICE:
+            attrs.insert(0, (name, decode_stored_name(_text(value))))
+        elif code == _RES_ATTR:
+            attrs.append((name, value))
+        elif code == _RES_TYPES:
+            types = value
+        elif column == RESOURCE_SCHEMA_URL:
+            resource_spans.schema_url = _text(value)
+        elif column == RESOURCE_DROPPED_ATTRIBUTES:
+            resource_spans.resource.dropped_attributes_count = _int(value)
+    _fill_attributes(resource_spans.resource.attributes, attrs, types)
+
+
+def _build_scope(scope_spans: trace_pb2.ScopeSpans, cells: list[tuple[str, Any]]) -> None:
+    attrs: list[tuple[str, Any]] = []
+    types = None
+    scope = scope_spans.scope
+    for column, value in cells:
+        code, _, name = _classify(column)
+        if code == _SCOPE_NAME:
+            scope.name = decode_stored_name(_text(value))
+        elif code == _SCOPE_VERSION:
+            scope.version = decode_stored_name(_text(value))
+        elif code == _SCOPE_ATTR:
+            attrs.append((name, value))
+        elif code == _SCOPE_TYPES:
+            types = value
+        elif column == SCOPE_SCHEMA_URL:
+            scope_spans.schema_url = _text(value)
+        elif column == SCOPE_DROPPED_ATTRIBUTES:
+            scope.dropped_attributes_count = _int(value)
+    _fill_attributes(scope.attributes, attrs, types)

@@ -1,0 +1,175 @@
+"""The storage API: what every transport (Jaeger v1, v2, OTLP, query HTTP) asks of CnosDB.
+
+Contract, shared by all transports:
+- `write` returns once CnosDB acknowledged the spans (see `writer.BatchWriter`); spans it refuses to
+  store are counted, logged and returned as rejected, never dropped in silence.
+- `find_traces` yields whole traces (every span of a trace, whatever its time), newest trace first,
+  at most `query.limit` traces; a trace is a list of `ResourceSpans` holding only that trace's spans.
+- `get_trace` returns an empty list for a trace with no span; the transports decide how to say so.
+- A table that does not exist yet (nothing written) reads as empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import query_builder as sql
+from . import spanrow
+from .cnosdb_client import CnosDBClient
+from .errors import CnosDBError
+from .lineprotocol import encode_resource_spans
+from .metrics import METRICS
+from .proto import trace_pb2
+from .quoting import decode_stored_name
+from .writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+_TABLE_MISSING = re.compile(r"table .*not (found|exist)|not (found|exist).*table", re.IGNORECASE)
+_FETCH_TRACES_PER_QUERY = 100
+_JAEGER_KIND = {"SPAN_KIND_UNSPECIFIED": "", "SPAN_KIND_INTERNAL": "internal", "SPAN_KIND_SERVER": "server",
+                "SPAN_KIND_CLIENT": "client", "SPAN_KIND_PRODUCER": "producer",
+                "SPAN_KIND_CONSUMER": "consumer"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one tenant's spans live."""
+
+    tenant: str
+    database: str
+    table: str
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    accepted: int
+    rejected: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class FoundTrace:
+    trace_id: str  # 32 hex digits
+    first_start: int  # unix ns
+    last_end: int
+
+
+Trace = list[trace_pb2.ResourceSpans]
+
+
+class TraceStore:
+    def __init__(self, client: CnosDBClient, target: Target, writer: BatchWriter,
+                 min_start_ns: Any = None) -> None:
+        self._client = client
+        self.target = target
+        self._writer = writer
+        self._min_start_ns = min_start_ns  # callable: oldest start time CnosDB still accepts, or None
+
+    # writes
+
+    async def write(self, resource_spans: Iterable[trace_pb2.ResourceSpans], transport: str) -> WriteResult:
+        kept, expired = self._drop_expired(resource_spans)
+        lines = encode_resource_spans(self.target.table, kept)
+        METRICS.spans_received.inc(len(lines) + expired, transport=transport)
+        await self._writer.submit(lines)
+        if expired:
+            return WriteResult(len(lines), expired, f"{expired} spans older than the database's TTL")
+        return WriteResult(len(lines))
+
+    def _drop_expired(self, resource_spans: Iterable[trace_pb2.ResourceSpans]
+                      ) -> tuple[list[trace_pb2.ResourceSpans], int]:
+        """CnosDB refuses a whole write that holds one span older than the TTL: keep those out of it."""
+        resource_spans = list(resource_spans)
+        if self._min_start_ns is None:
+            return resource_spans, 0
+        oldest = self._min_start_ns()
+        expired = 0
+        for rs in resource_spans:
+            for ss in rs.scope_spans:
+                old = [i for i, span in enumerate(ss.spans) if span.start_time_unix_nano < oldest]
+                for i in reversed(old):
+                    del ss.spans[i]
+                expired += len(old)
+        if expired:
+            METRICS.spans_rejected.inc(expired, reason="older_than_ttl")
+            log.warning("spans rejected reason=older_than_ttl count=%d", expired)
+        return resource_spans, expired
+
+    async def purge(self) -> None:
+        await self._sql(sql.drop_table(self.target.table))
+
+    # reads
+
+    async def services(self) -> list[str]:
+        rows = await self._sql(sql.services(self.target.table))
+        return [decode_stored_name(r["service"]) for r in rows if "service" in r]
+
+    async def operations(self, service: str, span_kind: str = "") -> list[tuple[str, str]]:
+        """(name, Jaeger span kind: '' for unspecified) pairs of a service."""
+        rows = await self._sql(sql.operations(self.target.table, service, span_kind))
+        return [(decode_stored_name(r["name"]), _JAEGER_KIND.get(r.get("kind", ""), ""))
+                for r in rows if "name" in r]
+
+    async def find_trace_ids(self, query: sql.TraceQuery) -> list[str]:
+        columns = await self.columns() if query.attributes else frozenset()
+        statement = sql.find_trace_ids(self.target.table, query, columns)
+        if statement is None:
+            return []
+        return [r["trace_id"] for r in await self._sql(statement)]
+
+    async def find_trace_bounds(self, query: sql.TraceQuery) -> list[FoundTrace]:
+        trace_ids = await self.find_trace_ids(query)
+        if not trace_ids:
+            return []
+        rows = await self._sql(sql.trace_bounds(self.target.table, trace_ids))
+        bounds = {r["trace_id"]: r for r in rows}
+        return [FoundTrace(t, int(bounds[t]["first_start"]), int(bounds[t]["last_end"]))
+                for t in trace_ids if t in bounds]
+
+    async def find_traces(self, query: sql.TraceQuery) -> AsyncIterator[Trace]:
+        trace_ids = await self.find_trace_ids(query)
+        for i in range(0, len(trace_ids), _FETCH_TRACES_PER_QUERY):
+            group = trace_ids[i:i + _FETCH_TRACES_PER_QUERY]
+            by_trace = _group_rows(await self._sql(sql.spans_of_traces(self.target.table, group)))
+            for trace_id in group:
+                if trace_id in by_trace:
+                    yield spanrow.rows_to_resource_spans(by_trace[trace_id])
+
+    async def get_trace(self, trace_id: str, start: int | None = None, end: int | None = None) -> Trace:
+        rows = await self._sql(sql.spans_of_traces(self.target.table, [trace_id], start, end))
+        return spanrow.rows_to_resource_spans(rows) if rows else []
+
+    async def dependencies(self, start: int | None, end: int | None) -> list[tuple[str, str, int]]:
+        rows = await self._sql(sql.dependencies(self.target.table, start, end))
+        return [(decode_stored_name(r["parent"]), decode_stored_name(r["child"]), int(r["call_count"]))
+                for r in rows]
+
+    async def columns(self) -> frozenset[str]:
+        """The table's columns now; asked afresh per search, as other instances may have added some."""
+        rows = await self._sql(sql.describe_table(self.target.table))
+        return frozenset(r["column_name"] for r in rows)
+
+    async def _sql(self, statement: str) -> list[dict[str, Any]]:
+        try:
+            return await self._client.sql(statement, tenant=self.target.tenant, database=self.target.database)
+        except CnosDBError as exc:
+            if exc.status == 422 and _TABLE_MISSING.search(exc.message):
+                return []  # nothing written yet
+            raise
+
+
+def _group_rows(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row[spanrow.TRACE_ID], []).append(row)
+    return grouped
+
+
+def now_ns() -> int:
+    return time.time_ns()

@@ -1,0 +1,154 @@
+"""Batched, acknowledged writes of line protocol to CnosDB.
+
+Callers `await submit(lines)`; it returns once CnosDB has acknowledged those lines, or raises. Lines of
+concurrent callers are gathered into one write of up to `batch_size` spans, or whatever arrived within
+`batch_delay`. A failed write is retried with exponential backoff and jitter while the error is one that
+can pass (CnosDB unreachable, 5xx, 429); an error that cannot pass (a 422 such as a type conflict) is first
+retried per caller, so that one caller's bad spans never fail another caller's. Memory is bounded by
+`max_pending` spans: beyond it `submit` waits (backpressure) instead of queueing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from .errors import CnosDBError
+from .metrics import METRICS
+
+log = logging.getLogger(__name__)
+
+WriteFn = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class _Pending:
+    lines: list[str]
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class BatchWriter:
+    def __init__(self, write: WriteFn, *, batch_size: int, batch_delay: float, max_pending: int,
+                 attempts: int, backoff: float = 0.2, max_backoff: float = 5.0, name: str = "") -> None:
+        self._write = write
+        self._batch_size = batch_size
+        self._batch_delay = batch_delay
+        self._max_pending = max_pending
+        self._attempts = attempts
+        self._backoff, self._max_backoff = backoff, max_backoff
+        self._name = name
+        self._queue: deque[_Pending] = deque()
+        self._queued_spans = 0
+        self._pending_spans = 0
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"batch-writer {self._name}")
+
+    async def close(self) -> None:
+        """Write everything queued, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def submit(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        if self._closing:
+            raise RuntimeError("writer is closed")
+        async with self._room:
+            # A request larger than the whole budget is admitted alone rather than never.
+            await self._room.wait_for(
+                lambda: self._pending_spans == 0 or self._pending_spans + len(lines) <= self._max_pending)
+            self._pending_spans += len(lines)
+        METRICS.pending_spans.inc(len(lines))
+        pending = _Pending(lines)
+        self._queue.append(pending)
+        self._queued_spans += len(lines)
+        if self._queued_spans >= self._batch_size:
+            self._wakeup.set()
+        try:
+            await asyncio.shield(pending.done)
+        finally:
+            async with self._room:
+                self._pending_spans -= len(lines)
+                self._room.notify_all()
+            METRICS.pending_spans.inc(-len(lines))
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            if self._queued_spans < self._batch_size and not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._batch_delay)
+            batch = self._take_batch()
+            if batch:
+                await self._write_batch(batch)
+
+    def _take_batch(self) -> list[_Pending]:
+        batch, spans = [], 0
+        while self._queue and (not batch or spans + len(self._queue[0].lines) <= self._batch_size):
+            pending = self._queue.popleft()
+            batch.append(pending)
+            spans += len(pending.lines)
+        self._queued_spans -= spans
+        self._wakeup.clear()
+        return batch
+
+    async def _write_batch(self, batch: list[_Pending]) -> None:
+        try:
+            await self._write_with_retry([line for p in batch for line in p.lines])
+        except CnosDBError as exc:
+            if exc.retryable or len(batch) == 1:
+                self._fail(batch, exc)
+                return
+            for pending in batch:  # isolate the caller whose spans CnosDB refuses
+                await self._write_batch([pending])
+            return
+        except Exception as exc:  # a bug must not leave callers waiting forever
+            log.exception("unexpected error writing spans")
+            self._fail(batch, exc)
+            return
+        count = sum(len(p.lines) for p in batch)
+        METRICS.spans_written.inc(count)
+        METRICS.write_batches.inc(outcome="ok")
+        for pending in batch:
+            if not pending.done.done():
+                pending.done.set_result(None)
+
+    def _fail(self, batch: list[_Pending], exc: Exception) -> None:
+        count = sum(len(p.lines) for p in batch)
+        METRICS.write_batches.inc(outcome="failed")
+        METRICS.spans_rejected.inc(count, reason="write_failed")
+        log.error("write failed spans=%d error=%r", count, str(exc))
+        for pending in batch:
+            if not pending.done.done():
+                pending.done.set_exception(exc)
+
+    async def _write_with_retry(self, lines: list[str]) -> None:
+        body = "\n".join(lines)
+        delay = self._backoff
+        for attempt in range(1, self._attempts + 1):
+            try:
+                await self._write(body)
+                return
+            except CnosDBError as exc:
+                if not exc.retryable or attempt == self._attempts:
+                    raise
+                METRICS.write_retries.inc()
+                log.warning("write retry attempt=%d spans=%d error=%r", attempt, len(lines), str(exc))
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self._max_backoff)

@@ -1,0 +1,1 @@
+-- no statement: the query cannot match

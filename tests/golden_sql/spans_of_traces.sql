@@ -1,0 +1,1 @@
+SELECT * FROM "jaeger_spans" WHERE "ResourceSpans/ScopeSpans/Span/trace_id" IN ('00000000000000000000000000000001') ORDER BY "ResourceSpans/ScopeSpans/Span/trace_id", time, "ResourceSpans/ScopeSpans/Span/span_id"

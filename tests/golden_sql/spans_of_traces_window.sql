@@ -1,0 +1,1 @@
+SELECT * FROM "jaeger_spans" WHERE "ResourceSpans/ScopeSpans/Span/trace_id" IN ('00000000000000000000000000000001') AND time >= CAST('2023-11-14T22:13:20.000000000' AS TIMESTAMP) AND time <= CAST('2023-11-15T22:13:20.000000000' AS TIMESTAMP) ORDER BY "ResourceSpans/ScopeSpans/Span/trace_id", time, "ResourceSpans/ScopeSpans/Span/span_id"

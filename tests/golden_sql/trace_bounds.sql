@@ -1,0 +1,1 @@
+SELECT "ResourceSpans/ScopeSpans/Span/trace_id" AS trace_id, min(time) AS first_start, max(CAST(time AS BIGINT) + CAST("ResourceSpans/ScopeSpans/Span/duration_nano" AS BIGINT)) AS last_end FROM "jaeger_spans" WHERE "ResourceSpans/ScopeSpans/Span/trace_id" IN ('00000000000000000000000000000001', '00000000000000000000000000000002') GROUP BY "ResourceSpans/ScopeSpans/Span/trace_id"
