@@ -32,7 +32,7 @@ class CnosDBClient:
     def __init__(self, url: str, user: str, password: str, *, gzip_writes: bool = True,
                  timeout: float = 30.0) -> None:
         self._base = url.rstrip("/")
-        self._auth = aiohttp.BasicAuth(user, password)
+        self._auth_header = {"Authorization": aiohttp.encode_basic_auth(user, password)}
         self._gzip_writes = gzip_writes
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -40,7 +40,7 @@ class CnosDBClient:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                auth=self._auth, timeout=self._timeout,
+                headers=self._auth_header, timeout=self._timeout,
                 connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=60))
         return self._session
 

@@ -24,10 +24,12 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from . import spanrow as col
 from .quoting import lp_field_key, lp_field_string, lp_measurement, lp_tag_key, lp_tag_value
 
-__all__ = ["encode_resource_spans", "encode_spans"]
+__all__ = ["encode_resource_spans"]
 
 # Caches are cleared when they reach this size, which bounds memory under high-cardinality names.
 _CACHE_LIMIT = 65_536
+# Resources and scopes are cached by their serialized form, which can be large: keep fewer.
+_GROUP_CACHE_LIMIT = 1024
 
 
 def _tag(column: str) -> str:
@@ -73,14 +75,24 @@ def _escape_string(value: str) -> str:
 
 
 class _Level:
-    """One attribute level (span, event i, link i, …): its column prefix and its cached key fragments."""
+    """One attribute level (span, event i, link i): its column prefix, cached key fragments, and the
+    escaped `,<column>=` heads of its other columns."""
 
-    __slots__ = ("keys", "prefix", "types_head")
+    __slots__ = ("dropped", "exact_time", "flags", "keys", "name", "prefix", "span_id", "time", "trace_id",
+                 "trace_state", "types_head")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.keys: dict[str, str] = {}
         self.types_head = _field(prefix + col.ATTRIBUTE_TYPES) + '"{'
+        self.dropped = _field(prefix + col.DROPPED_ATTRIBUTES)
+        self.time = _field(prefix + col.EVENT_TIME)
+        self.exact_time = _field(prefix + col.EVENT_TIME_EXACT)
+        self.name = _field(prefix + col.EVENT_NAME)
+        self.trace_id = _field(prefix + col.LINK_TRACE_ID) + '"'
+        self.span_id = '"' + _field(prefix + col.LINK_SPAN_ID) + '"'
+        self.trace_state = _field(prefix + col.LINK_TRACE_STATE)
+        self.flags = _field(prefix + col.LINK_FLAGS)
 
     def key(self, key: str) -> str:
         keys = self.keys
@@ -100,21 +112,19 @@ def _type_key(key: str) -> str:
     return fragment
 
 
-def _attributes(attributes: Any, level: _Level) -> str:
-    """`,<prefix>attributes/<key>="<text>"` for each attribute, then the types field if any is needed."""
+def _attributes(attributes: Any, level: _Level, parts: list[str]) -> None:
+    """Append `,<prefix>attributes/<key>="<text>"` for each attribute, then the types field if needed."""
     keys = level.keys
-    type_keys = _type_keys
-    parts = []
+    append = parts.append
     types = None
     for kv in attributes:
         key = kv.key
-        fragment = keys.get(key) or level.key(key)
         value = kv.value
         text = value.string_value
         if text:
             if '"' in text or "\\" in text:
                 text = _escape_string(text)
-            parts.append(fragment + text + '"')
+            append(f'{keys.get(key) or level.key(key)}{text}"')
             continue
         which = value.WhichOneof("value")
         if which == "int_value":
@@ -124,10 +134,10 @@ def _attributes(attributes: Any, level: _Level) -> str:
             text = "true" if value.bool_value else "false"
             type_ = _T_BOOL
         elif which == "double_value":
-            text = col.double_text(value.double_value)
+            text = _double_text(value.double_value)
             type_ = _T_DOUBLE
         elif which == "string_value":
-            parts.append(fragment + '"')
+            append(f'{keys.get(key) or level.key(key)}"')
             continue
         elif which is None:
             # No value: nothing to store, as in CnosDB.
@@ -136,66 +146,64 @@ def _attributes(attributes: Any, level: _Level) -> str:
             text, name = col.attribute_text(value)  # type: ignore[misc]
             text = _escape_string(text)
             type_ = _T_OTHER[name]
-        parts.append(fragment + text + '"')
-        type_key = (type_keys.get(key) or _type_key(key)) + type_
+        append(f'{keys.get(key) or level.key(key)}{text}"')
         if types is None:
-            types = [type_key]
+            types = [(_type_keys.get(key) or _type_key(key)) + type_]
         else:
-            types.append(type_key)
+            types.append((_type_keys.get(key) or _type_key(key)) + type_)
     if types is not None:
-        parts.append(level.types_head + ",".join(types) + '}"')
-    return "".join(parts)
+        append(f'{level.types_head}{",".join(types)}}}"')
 
 
+_double_text = col.double_text
 _SPAN_LEVEL = _Level(col.SPAN)
-_EVENT_LEVELS: list[_Level] = []
-_LINK_LEVELS: list[_Level] = []
+_EVENT_LEVELS: dict[int, _Level] = {}
+_LINK_LEVELS: dict[int, _Level] = {}
 
 
-def _indexed(levels: list[_Level], prefix_of: Any, index: int) -> _Level:
-    while len(levels) <= index:
-        levels.append(_Level(prefix_of(len(levels))))
-    return levels[index]
+def _indexed(levels: dict[int, _Level], prefix_of: Any, index: int) -> _Level:
+    level = levels[index] = _Level(prefix_of(index))
+    return level
 
 
-def _events(events: Any) -> str:
-    parts = []
+def _events(events: Any, parts: list[str]) -> None:
     levels = _EVENT_LEVELS
+    append = parts.append
     for index, event in enumerate(events):
-        level = levels[index] if index < len(levels) else _indexed(levels, col.event_prefix, index)
-        prefix = level.prefix
-        parts.append(f",{prefix}{col.EVENT_TIME}={event.time_unix_nano}")
+        level = levels.get(index) or _indexed(levels, col.event_prefix, index)
+        event_time = event.time_unix_nano
+        append(f"{level.time}{event_time}")
+        if float(event_time) != event_time:  # CnosDB's DOUBLE column cannot hold it exactly
+            append(f"{level.exact_time}{event_time}i")
         name = event.name
         if name:
-            parts.append(_field(prefix + col.EVENT_NAME) + lp_field_string(name))
-        if event.attributes:
-            parts.append(_attributes(event.attributes, level))
+            append(level.name + lp_field_string(name))
+        attributes = event.attributes
+        if attributes:
+            _attributes(attributes, level, parts)
         dropped = event.dropped_attributes_count
         if dropped:
-            parts.append(f",{prefix}{col.DROPPED_ATTRIBUTES}={dropped}")
-    return "".join(parts)
+            append(f"{level.dropped}{dropped}")
 
 
-def _links(links: Any) -> str:
-    parts = []
+def _links(links: Any, parts: list[str]) -> None:
     levels = _LINK_LEVELS
+    append = parts.append
     for index, link in enumerate(links):
-        level = levels[index] if index < len(levels) else _indexed(levels, col.link_prefix, index)
-        prefix = level.prefix
-        parts.append(f',{prefix}{col.LINK_TRACE_ID}="{link.trace_id.hex()}"'
-                     f',{prefix}{col.LINK_SPAN_ID}="{link.span_id.hex()}"')
+        level = levels.get(index) or _indexed(levels, col.link_prefix, index)
+        append(f'{level.trace_id}{link.trace_id.hex()}{level.span_id}{link.span_id.hex()}"')
         trace_state = link.trace_state
         if trace_state:
-            parts.append(_field(prefix + col.LINK_TRACE_STATE) + lp_field_string(trace_state))
-        if link.attributes:
-            parts.append(_attributes(link.attributes, level))
+            append(level.trace_state + lp_field_string(trace_state))
+        attributes = link.attributes
+        if attributes:
+            _attributes(attributes, level, parts)
         dropped = link.dropped_attributes_count
         if dropped:
-            parts.append(f",{prefix}{col.DROPPED_ATTRIBUTES}={dropped}")
+            append(f"{level.dropped}{dropped}")
         flags = link.flags
         if flags:
-            parts.append(f",{prefix}{col.LINK_FLAGS}={flags}")
-    return "".join(parts)
+            append(f"{level.flags}{flags}")
 
 
 _names: dict[str, str] = {}
@@ -248,7 +256,7 @@ def _resource(resource_spans: trace_pb2.ResourceSpans) -> tuple[str, str]:
             fields += f"{_field(col.RESOURCE_DROPPED_ATTRIBUTES)}{resource.dropped_attributes_count}"
         if resource_spans.schema_url:
             fields += _field(col.RESOURCE_SCHEMA_URL) + lp_field_string(resource_spans.schema_url)
-        if len(_resources) >= _CACHE_LIMIT:
+        if len(_resources) >= _GROUP_CACHE_LIMIT:
             _resources.clear()
         found = _resources[key] = (_SERVICE + service if service else "", fields)
     return found
@@ -270,13 +278,13 @@ def _scope(scope_spans: trace_pb2.ScopeSpans) -> tuple[str, str]:
             fields += f"{_field(col.SCOPE_DROPPED_ATTRIBUTES)}{scope.dropped_attributes_count}"
         if scope_spans.schema_url:
             fields += _field(col.SCOPE_SCHEMA_URL) + lp_field_string(scope_spans.schema_url)
-        if len(_scopes) >= _CACHE_LIMIT:
+        if len(_scopes) >= _GROUP_CACHE_LIMIT:
             _scopes.clear()
         found = _scopes[key] = (tags, fields)
     return found
 
 
-def encode_spans(head: str, tail: str, spans: Iterable[trace_pb2.Span], out: list[str]) -> None:
+def _encode_spans(head: str, tail: str, spans: Iterable[trace_pb2.Span], out: list[str]) -> None:
     """Append one line per span to `out`.
 
     `head` is the measurement followed by the resource and scope tags, `tail` the resource and scope
@@ -288,54 +296,59 @@ def encode_spans(head: str, tail: str, spans: Iterable[trace_pb2.Span], out: lis
     statuses = _STATUS
     level = _SPAN_LEVEL
     for span in spans:
-        trace_id = span.trace_id
-        span_id = span.span_id
+        name = span.name
+        trace_id = span.trace_id.hex()
+        span_id = span.span_id.hex()
         parent = span.parent_span_id
         trace_state = span.trace_state
-        name = span.name
         start = span.start_time_unix_nano
         end = span.end_time_unix_nano
         status = span.status
         code = status.code
-        message = status.message
         kind = span.kind
 
-        tags = names.get(name)
-        if tags is None:
-            tags = _name(name)
-        if trace_state:
-            tags = _TRACE_STATE + lp_tag_value(trace_state) + tags
+        if trace_id and span_id:
+            tags = f"{_TRACE_ID}{trace_id}{_SPAN_ID}{span_id}"
+        else:
+            tags = (_TRACE_ID + trace_id if trace_id else "") + (_SPAN_ID + span_id if span_id else "")
         if parent:
-            tags = _PARENT + parent.hex() + tags
-        if span_id:
-            tags = _SPAN_ID + span_id.hex() + tags
-        if trace_id:
-            tags = _TRACE_ID + trace_id.hex() + tags
+            tags = f"{tags}{_PARENT}{parent.hex()}"
+        if trace_state:
+            tags = f"{tags}{_TRACE_STATE}{lp_tag_value(trace_state)}"
+        name_tag = names.get(name)
+        if name_tag is None:
+            name_tag = _name(name)
         if code:
-            tags += statuses.get(code) or _unknown_status(code)
+            tags = f"{tags}{name_tag}{statuses.get(code) or _unknown_status(code)}"
+        else:
+            tags += name_tag
 
-        fields = f"{kinds.get(kind) or _unknown_kind(kind)}{_END}{end}{_DURATION}{end - start}"
-        if span.attributes:
-            fields += _attributes(span.attributes, level)
-        if span.events:
-            fields += _events(span.events)
-        if span.links:
-            fields += _links(span.links)
+        parts = [f"{kinds.get(kind) or _unknown_kind(kind)}{_END}{end}{_DURATION}{end - start}"]
+        attributes = span.attributes
+        if attributes:
+            _attributes(attributes, level, parts)
+        events = span.events
+        if events:
+            _events(events, parts)
+        links = span.links
+        if links:
+            _links(links, parts)
+        message = status.message
         if message:
-            fields += _STATUS_MESSAGE + lp_field_string(message)
+            parts.append(_STATUS_MESSAGE + lp_field_string(message))
         flags = span.flags
         if flags:
-            fields += f"{_FLAGS}{flags}"
+            parts.append(f"{_FLAGS}{flags}")
         dropped = span.dropped_attributes_count
         if dropped:
-            fields += f"{_DROPPED_ATTRIBUTES}{dropped}"
+            parts.append(f"{_DROPPED_ATTRIBUTES}{dropped}")
         dropped = span.dropped_events_count
         if dropped:
-            fields += f"{_DROPPED_EVENTS}{dropped}"
+            parts.append(f"{_DROPPED_EVENTS}{dropped}")
         dropped = span.dropped_links_count
         if dropped:
-            fields += f"{_DROPPED_LINKS}{dropped}"
-        append(f"{head}{tags} {fields}{tail} {start}")
+            parts.append(f"{_DROPPED_LINKS}{dropped}")
+        append(f"{head}{tags} {''.join(parts)}{tail} {start}")
 
 
 def _unknown_status(code: int) -> str:
@@ -346,11 +359,10 @@ def _unknown_kind(kind: int) -> str:
     return lp_field_key(col.KIND) + "=" + lp_field_string(str(kind))
 
 
-def encode_resource_spans(table: str, resource_spans: Iterable[trace_pb2.ResourceSpans],
-                          ) -> tuple[list[str], int]:
-    """Line protocol for every span, one line each (no newline), and the number of spans.
+def encode_resource_spans(table: str, resource_spans: Iterable[trace_pb2.ResourceSpans]) -> list[str]:
+    """Line protocol for every span, one line per span (without newline), in input order.
 
-    Join the lines with "\\n" to post them; any split between lines is a valid request body.
+    Join lines with "\\n" to post them; any split between lines is a valid request body.
     """
     measurement = lp_measurement(table)
     lines: list[str] = []
@@ -358,6 +370,6 @@ def encode_resource_spans(table: str, resource_spans: Iterable[trace_pb2.Resourc
         resource_tags, resource_fields = _resource(rs)
         for ss in rs.scope_spans:
             scope_tags, scope_fields = _scope(ss)
-            encode_spans(measurement + resource_tags + scope_tags, resource_fields + scope_fields, ss.spans,
-                         lines)
-    return lines, len(lines)
+            _encode_spans(measurement + resource_tags + scope_tags, resource_fields + scope_fields, ss.spans,
+                          lines)
+    return lines

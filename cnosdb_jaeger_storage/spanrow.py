@@ -72,6 +72,7 @@ SPAN_ATTRIBUTE_TYPES = SPAN + ATTRIBUTE_TYPES
 
 # Suffixes under `event_prefix(i)` / `link_prefix(i)`.
 EVENT_TIME = "time_unix_nano"
+EVENT_TIME_EXACT = "time_unix_nano_exact"  # ours: BIGINT, only where the DOUBLE above is not exact
 EVENT_NAME = "name"
 LINK_TRACE_ID = "trace_id"
 LINK_SPAN_ID = "span_id"
@@ -104,6 +105,9 @@ TYPE_ARRAY = "array"
 TYPE_KVLIST = "kvlist"
 
 
+_isfinite = math.isfinite
+
+
 def double_text(x: float) -> str:
     """Integral values below 1e15 as an integer (so `200.0` matches a search for `200`), others `repr`."""
     if x.is_integer():
@@ -112,13 +116,9 @@ def double_text(x: float) -> str:
                 return "-0"
             return str(int(x))
         return repr(x)
-    if x != x:
-        return "NaN"
-    if x == math.inf:
-        return "inf"
-    if x == -math.inf:
-        return "-inf"
-    return repr(x)
+    if _isfinite(x):
+        return repr(x)
+    return "NaN" if x != x else ("inf" if x > 0 else "-inf")
 
 
 def any_value_json(value: common_pb2.AnyValue) -> str:
@@ -341,9 +341,12 @@ def rows_to_resource_spans(rows: Iterable[dict[str, Any]]) -> list[trace_pb2.Res
                 elif name == END_TIME:
                     end_field = value
                 elif name == STATUS_CODE:
-                    span.status.code = _enum(decode_stored_name(_text(value)), _STATUS_BY_NAME)
+                    status_code = _enum(decode_stored_name(_text(value)), _STATUS_BY_NAME)
+                    if status_code:
+                        span.status.code = status_code
                 elif name == STATUS_MESSAGE:
-                    span.status.message = _text(value)
+                    if value:
+                        span.status.message = _text(value)
                 elif name == TRACE_STATE:
                     span.trace_state = decode_stored_name(_text(value))
                 elif name == FLAGS:
@@ -417,7 +420,7 @@ def _part(parts: dict[int, dict[Any, Any]], is_attribute: bool, index: int, name
 
 
 def _add_event(event: trace_pb2.Span.Event, parts: dict[Any, Any]) -> None:
-    event.time_unix_nano = max(_int(parts.get(EVENT_TIME, 0)), 0)
+    event.time_unix_nano = max(_int(parts.get(EVENT_TIME_EXACT, parts.get(EVENT_TIME, 0))), 0)
     if EVENT_NAME in parts:
         event.name = _text(parts[EVENT_NAME])
     event.dropped_attributes_count = _int(parts.get(DROPPED_ATTRIBUTES, 0))
@@ -447,7 +450,7 @@ def _build_resource(resource_spans: trace_pb2.ResourceSpans, cells: list[tuple[s
             types = value
         elif column == RESOURCE_SCHEMA_URL:
             resource_spans.schema_url = _text(value)
-        elif column == RESOURCE_DROPPED_ATTRIBUTES:
+        elif column == RESOURCE_DROPPED_ATTRIBUTES and _int(value):
             resource_spans.resource.dropped_attributes_count = _int(value)
     _fill_attributes(resource_spans.resource.attributes, attrs, types)
 
@@ -459,15 +462,17 @@ def _build_scope(scope_spans: trace_pb2.ScopeSpans, cells: list[tuple[str, Any]]
     for column, value in cells:
         code, _, name = _classify(column)
         if code == _SCOPE_NAME:
-            scope.name = decode_stored_name(_text(value))
+            if value:
+                scope.name = decode_stored_name(_text(value))
         elif code == _SCOPE_VERSION:
-            scope.version = decode_stored_name(_text(value))
+            if value:
+                scope.version = decode_stored_name(_text(value))
         elif code == _SCOPE_ATTR:
             attrs.append((name, value))
         elif code == _SCOPE_TYPES:
             types = value
         elif column == SCOPE_SCHEMA_URL:
             scope_spans.schema_url = _text(value)
-        elif column == SCOPE_DROPPED_ATTRIBUTES:
+        elif column == SCOPE_DROPPED_ATTRIBUTES and _int(value):
             scope.dropped_attributes_count = _int(value)
     _fill_attributes(scope.attributes, attrs, types)

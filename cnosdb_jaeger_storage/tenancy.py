@@ -34,6 +34,10 @@ class Tenancy:
         self._stores: dict[Target, TraceStore] = {}
 
     @property
+    def default(self) -> Target:
+        return self._default
+
+    @property
     def targets(self) -> list[Target]:
         return list(self._tenants.values()) if self._tenants else [self._default]
 

@@ -45,7 +45,8 @@ class BatchWriter:
         self._queue: deque[_Pending] = deque()
         self._queued_spans = 0
         self._pending_spans = 0
-        self._wakeup = asyncio.Event()
+        self._has_data = asyncio.Event()
+        self._full = asyncio.Event()
         self._room = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -56,7 +57,8 @@ class BatchWriter:
     async def close(self) -> None:
         """Write everything queued, then stop."""
         self._closing = True
-        self._wakeup.set()
+        self._has_data.set()
+        self._full.set()
         if self._task is not None:
             await self._task
 
@@ -74,8 +76,9 @@ class BatchWriter:
         pending = _Pending(lines)
         self._queue.append(pending)
         self._queued_spans += len(lines)
+        self._has_data.set()
         if self._queued_spans >= self._batch_size:
-            self._wakeup.set()
+            self._full.set()
         try:
             await asyncio.shield(pending.done)
         finally:
@@ -86,17 +89,17 @@ class BatchWriter:
 
     async def _run(self) -> None:
         while True:
+            await self._has_data.wait()
             if not self._queue:
                 if self._closing:
                     return
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                self._has_data.clear()
+                continue
             if self._queued_spans < self._batch_size and not self._closing:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._batch_delay)
-            batch = self._take_batch()
-            if batch:
-                await self._write_batch(batch)
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):  # linger for a fuller batch
+                    await asyncio.wait_for(self._full.wait(), self._batch_delay)
+            await self._write_batch(self._take_batch())
 
     def _take_batch(self) -> list[_Pending]:
         batch, spans = [], 0
@@ -105,7 +108,6 @@ class BatchWriter:
             batch.append(pending)
             spans += len(pending.lines)
         self._queued_spans -= spans
-        self._wakeup.clear()
         return batch
 
     async def _write_batch(self, batch: list[_Pending]) -> None:

@@ -1,0 +1,183 @@
+"""`cnosdb-lite`: run the embedded CnosDB-compatible engine behind CnosDB's HTTP API.
+
+Every option has an environment-variable twin; precedence is flag, then environment, then default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_HTTP_ADDR = "127.0.0.1:8902"  # CnosDB's default HTTP port
+DEFAULT_USER = "root"
+DEFAULT_LOG_LEVEL = "warning"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+ENV_PREFIX = "CNOSDB_LITE_"
+
+log = logging.getLogger("cnosdb_lite")
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "cnosdb-lite"
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(ENV_PREFIX + name)
+    return value if value else None
+
+
+def _env_bool(name: str) -> bool:
+    value = _env(name)
+    if value is None:
+        return False
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"cnosdb-lite: error: {ENV_PREFIX}{name} must be true or false, not {value!r}")
+
+
+def parse_http_addr(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host or "0.0.0.0", int(port_text)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.dest == "password":  # never echo a password taken from the environment
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnosdb-lite",
+        description=(
+            "A single-process, CnosDB-compatible time-series store serving CnosDB's HTTP API "
+            "(/api/v1/ping, /api/v1/sql, /api/v1/write, /api/v1/traces) for development, tests and "
+            "small deployments. Options fall back to their environment variable, then to the default."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        default=_env("DATA_DIR") or default_data_dir(),
+        help=f"directory holding all databases; created if missing [env {ENV_PREFIX}DATA_DIR]",
+    )
+    parser.add_argument(
+        "--http-addr",
+        type=parse_http_addr,
+        metavar="HOST:PORT",
+        default=_env("HTTP_ADDR") or DEFAULT_HTTP_ADDR,
+        help=f"HOST:PORT to serve the HTTP API on; port 0 picks a free one [env {ENV_PREFIX}HTTP_ADDR]",
+    )
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        default=_env("USER") or DEFAULT_USER,
+        help=f"the one user that exists; requests must send it with HTTP Basic auth "
+        f"[env {ENV_PREFIX}USER]",
+    )
+    parser.add_argument(
+        "--password",
+        metavar="TEXT",
+        default=_env("PASSWORD") or "",
+        help=f"password of --user; only checked with --auth-enabled [env {ENV_PREFIX}PASSWORD]",
+    )
+    parser.add_argument(
+        "--auth-enabled",
+        action="store_true",
+        default=_env_bool("AUTH_ENABLED"),
+        help=f"check the password (like CnosDB's auth_enabled); without it any password is accepted "
+        f"for --user [env {ENV_PREFIX}AUTH_ENABLED=true]",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=(_env("LOG_LEVEL") or DEFAULT_LOG_LEVEL).lower(),
+        help=f"least severe log records written to stderr as key=value lines; 'info' adds start-up "
+        f"and shutdown, 'debug' one line per request [env {ENV_PREFIX}LOG_LEVEL]",
+    )
+    return parser
+
+
+class _KeyValueFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = (
+            f"ts={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')} level={record.levelname.lower()} "
+            f"logger={record.name} {record.getMessage()}"
+        )
+        if record.exc_info:
+            error = self.formatException(record.exc_info).replace("\n", "\\n")
+            text += f' exc="{error}"'
+        return text
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .http_server import start_server
+
+    data_dir: Path = args.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    engine = await asyncio.to_thread(Engine, str(data_dir))
+    try:
+        host, port = args.http_addr
+        server = await start_server(
+            engine,
+            host,
+            port,
+            user=args.user,
+            password=args.password,
+            auth_enabled=args.auth_enabled,
+        )
+    except BaseException:
+        engine.close()
+        raise
+    log.info("event=listening url=%s data_dir=%s auth_enabled=%s", server.url, data_dir, args.auth_enabled)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("event=stopping")
+    await server.close()
+    await asyncio.to_thread(engine.close)
+    log.info("event=stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        return asyncio.run(_serve(args))
+    except OSError as exc:
+        log.error("event=start_failed error=%r", str(exc))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

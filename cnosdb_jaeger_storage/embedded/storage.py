@@ -1,0 +1,156 @@
+"""Durability: a write-ahead log with group commit, Parquet segments, and a manifest that ties them together.
+
+Layout under `data_dir`:
+- `manifest.json`: catalog (tenants, databases, options, table schemas) and, per table, the Parquet files
+  that hold its sealed chunks, plus `wal_gen`, the first WAL generation not contained in those files.
+  Replaced atomically (write, fsync, rename, fsync dir), so it always describes a complete state.
+- `wal/<gen>.log`: records `[u32 length][u32 crc32][header JSON \\n body]`, one per acknowledged write or
+  statement.  Writers append under the engine lock and then call `sync(offset)`: whoever fsyncs first covers
+  every record appended before it (group commit), so concurrent writers share fsyncs.  A torn tail after a
+  crash fails its length/CRC check and is ignored (it was never acknowledged).
+- `<tenant>/<db>/<table>/<id>.parquet`: zstd Parquet, one file per chunk (≤ 64 k rows, sorted by time).
+  Names are percent-encoded so that any table name (CnosDB's trace columns contain `/`) is a safe path.
+A checkpoint seals every memtable, writes the chunks not yet on disk, commits a manifest with a new WAL
+generation, and then deletes older WAL files and unreferenced Parquet files.  Recovery loads the manifest,
+reads the Parquet files, and replays the WAL generations from `wal_gen` on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+import uuid
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_FRAME = struct.Struct("<II")
+
+
+def safe_name(name: str) -> str:
+    """A file-system-safe, reversible, distinct encoding of a tenant/database/table name."""
+    encoded = quote(name, safe="")
+    return "%2E" + encoded[1:] if encoded.startswith(".") else encoded or "%00"
+
+
+class Wal:
+    """Append-only log of one generation; see the module docstring for framing and group commit."""
+
+    def __init__(self, directory: Path, gen: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.gen = gen
+        self._file = open(directory / f"{gen:08d}.log", "ab")  # noqa: SIM115 - held open for the log's life
+        self._written = self._file.tell()
+        self._synced = self._written
+        self._sync_lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return self._written
+
+    def append(self, header: dict[str, object], body: str) -> int:
+        """Write one record (caller holds the engine lock); returns the offset to pass to `sync`."""
+        payload = json.dumps(header, separators=(",", ":")).encode() + b"\n" + body.encode()
+        self._file.write(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
+        self._written += _FRAME.size + len(payload)
+        return self._written
+
+    def sync(self, offset: int) -> None:
+        """Return once everything up to `offset` is on stable storage (a closed log was fsynced)."""
+        if self._synced >= offset:
+            return
+        with self._sync_lock:
+            if self._synced >= offset or self._file.closed:
+                return
+            target = self._written
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._synced = max(self._synced, target)
+
+    def close(self) -> None:
+        with self._sync_lock:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._synced = self._written
+            self._file.close()
+
+
+def wal_generations(directory: Path) -> list[int]:
+    if not directory.exists():
+        return []
+    return sorted(int(p.stem) for p in directory.glob("*.log") if p.stem.isdigit())
+
+
+def replay(directory: Path, from_gen: int) -> Iterator[tuple[dict[str, object], str]]:
+    """Every intact record of the generations ≥ from_gen, in order; stops a file at a torn tail."""
+    for gen in wal_generations(directory):
+        if gen < from_gen:
+            continue
+        path = directory / f"{gen:08d}.log"
+        data = path.read_bytes()
+        pos = 0
+        while pos + _FRAME.size <= len(data):
+            length, crc = _FRAME.unpack_from(data, pos)
+            payload = data[pos + _FRAME.size:pos + _FRAME.size + length]
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                break
+            header, _, body = payload.partition(b"\n")
+            yield json.loads(header), body.decode()
+            pos += _FRAME.size + length
+        if pos < len(data):                         # drop the torn tail so new records follow good ones
+            with open(path, "r+b") as f:
+                f.truncate(pos)
+
+
+def write_segment(path: Path, batch: pa.RecordBatch) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(pa.Table.from_batches([batch]), tmp, compression="zstd", row_group_size=len(batch) or 1)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_segment(path: Path) -> pa.Table:
+    return pq.read_table(path)
+
+
+def new_segment_name() -> str:
+    return f"{uuid.uuid4().hex}.parquet"
+
+
+def load_manifest(data_dir: Path) -> dict[str, object] | None:
+    path = data_dir / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def commit_manifest(data_dir: Path, manifest: dict[str, object]) -> None:
+    tmp = data_dir / "manifest.json.tmp"
+    with open(tmp, "w") as f:
+        json.dump(manifest, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, data_dir / "manifest.json")
+    fd = os.open(data_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_unreferenced(data_dir: Path, referenced: set[Path]) -> None:
+    """Delete Parquet files (and emptied directories) the committed manifest does not name."""
+    for path in data_dir.glob("*/*/*/*"):
+        if path.suffix in (".parquet", ".tmp") and path not in referenced:
+            path.unlink(missing_ok=True)
+    for depth in ("*/*/*", "*/*", "*"):
+        for d in data_dir.glob(depth):
+            if d.is_dir() and d.name != "wal" and not any(d.iterdir()):
+                d.rmdir()

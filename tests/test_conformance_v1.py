@@ -1,0 +1,203 @@
+"""Jaeger's own storage conformance cases, through the v1 gRPC API of a running server.
+
+The server runs on the embedded cnosdb-lite (over its HTTP API); `test_conformance_paths.py` repeats the
+search cases for the other write paths.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+import grpc
+import pytest
+from conftest import CONFORMANCE, JAEGER_V1_TRACES, load_fixture, recent_dates
+from google.protobuf import duration_pb2, timestamp_pb2
+from harness import RunningServer, running_server, server_config
+
+from cnosdb_jaeger_storage.proto import model_pb2, storage_v1_grpc
+from cnosdb_jaeger_storage.proto import storage_v1_pb2 as pb
+
+QUERIES = json.loads((CONFORMANCE / "queries.json").read_text())
+# example_trace shares its trace ID with `default`: Jaeger's suite writes it in a test of its own, as here.
+EXAMPLE = "example_trace"
+SEARCH_FIXTURES = sorted(p.stem for p in JAEGER_V1_TRACES.glob("*.json") if p.stem != EXAMPLE)
+
+
+def fixture(name: str) -> model_pb2.Trace:
+    return load_fixture(JAEGER_V1_TRACES / f"{name}.json", recent_dates())
+
+
+def normalized(spans: Iterable[model_pb2.Span]) -> list[bytes]:
+    """Spans in a canonical order with tags, process tags and log fields sorted: Jaeger's comparison."""
+    out = []
+    for span in spans:
+        copy = model_pb2.Span()
+        copy.CopyFrom(span)
+        copy.process_id = ""
+        for repeated in (copy.tags, copy.process.tags, *(log.fields for log in copy.logs)):
+            ordered = sorted(repeated, key=lambda kv: (kv.key, kv.SerializeToString(deterministic=True)))
+            del repeated[:]
+            repeated.extend(ordered)
+        out.append(copy.SerializeToString(deterministic=True))
+    return sorted(out)
+
+
+def write_stream(server: RunningServer, spans: Iterable[model_pb2.Span]) -> None:
+    with server.channel() as channel:
+        stub = storage_v1_grpc.StreamingSpanWriterPluginStub(channel)
+        stub.WriteSpanStream(pb.WriteSpanRequest(span=s) for s in spans)
+
+
+def get_trace(server: RunningServer, trace_id: bytes) -> list[model_pb2.Span]:
+    with server.channel() as channel:
+        chunks = storage_v1_grpc.SpanReaderPluginStub(channel).GetTrace(pb.GetTraceRequest(trace_id=trace_id))
+        return [span for chunk in chunks for span in chunk.spans]
+
+
+def find_traces(server: RunningServer, query: pb.TraceQueryParameters) -> list[list[model_pb2.Span]]:
+    """Traces as Jaeger's client rebuilds them: a new trace whenever the trace ID changes."""
+    traces: list[list[model_pb2.Span]] = []
+    with server.channel() as channel:
+        for chunk in storage_v1_grpc.SpanReaderPluginStub(channel).FindTraces(pb.FindTracesRequest(query=query)):
+            assert 0 < len(chunk.spans) <= 1000
+            for span in chunk.spans:
+                if not traces or traces[-1][0].trace_id != span.trace_id:
+                    traces.append([])
+                traces[-1].append(span)
+    return traces
+
+
+def query_of(case: dict) -> pb.TraceQueryParameters:
+    q, dates = case["Query"], recent_dates()
+
+    def stamp(text: str) -> timestamp_pb2.Timestamp:
+        for old, new in dates.items():
+            text = text.replace(old, new)
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        return ts
+
+    def go_text(value: object) -> str:  # Jaeger's query sends every tag value as its text
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    return pb.TraceQueryParameters(
+        service_name=q["ServiceName"], operation_name=q["OperationName"],
+        tags={k: go_text(v) for k, v in (q["Tags"] or {}).items()},
+        start_time_min=stamp(q["StartTimeMin"]), start_time_max=stamp(q["StartTimeMax"]),
+        duration_min=duration_pb2.Duration(nanos=q["DurationMin"]),
+        duration_max=duration_pb2.Duration(nanos=q["DurationMax"]), num_traces=q["NumTraces"])
+
+
+@pytest.fixture(scope="module")
+def search_server(tmp_path_factory: pytest.TempPathFactory) -> Iterable[RunningServer]:
+    with running_server(server_config(tmp_path_factory.mktemp("search"))) as running:
+        write_stream(running, (span for name in SEARCH_FIXTURES for span in fixture(name).spans))
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterable[RunningServer]:
+    with running_server(server_config(tmp_path_factory.mktemp("example"))) as running:
+        write_stream(running, fixture(EXAMPLE).spans)
+        yield running
+
+
+@pytest.mark.parametrize("case", QUERIES, ids=[c["Caption"] for c in QUERIES])
+def test_find_traces_returns_exactly_the_expected_traces(search_server: RunningServer, case: dict) -> None:
+    found = find_traces(search_server, query_of(case))
+    expected = [fixture(name) for name in case["ExpectedFixtures"]]
+    assert sorted(normalized(s) for s in found) == sorted(normalized(t.spans) for t in expected)
+
+
+@pytest.mark.parametrize("case", QUERIES, ids=[c["Caption"] for c in QUERIES])
+def test_find_trace_ids_matches_find_traces(search_server: RunningServer, case: dict) -> None:
+    with search_server.channel() as channel:
+        response = storage_v1_grpc.SpanReaderPluginStub(channel).FindTraceIDs(
+            pb.FindTraceIDsRequest(query=query_of(case)))
+    expected = {fixture(name).spans[0].trace_id for name in case["ExpectedFixtures"]}
+    assert set(response.trace_ids) == expected
+
+
+@pytest.mark.parametrize("name", SEARCH_FIXTURES)
+def test_get_trace_round_trips_every_fixture(search_server: RunningServer, name: str) -> None:
+    trace = fixture(name)
+    assert normalized(get_trace(search_server, trace.spans[0].trace_id)) == normalized(trace.spans)
+
+
+def test_get_trace_round_trips_example_trace(server: RunningServer) -> None:
+    trace = fixture(EXAMPLE)
+    assert normalized(get_trace(server, trace.spans[0].trace_id)) == normalized(trace.spans)
+
+
+def test_get_services(server: RunningServer) -> None:
+    with server.channel() as channel:
+        services = storage_v1_grpc.SpanReaderPluginStub(channel).GetServices(pb.GetServicesRequest()).services
+    assert {"example-service-1", "example-service-2", "example-service-3"} <= set(services)
+    assert list(services) == sorted(set(services))
+
+
+def test_get_operations(server: RunningServer) -> None:
+    with server.channel() as channel:
+        stub = storage_v1_grpc.SpanReaderPluginStub(channel)
+        response = stub.GetOperations(pb.GetOperationsRequest(service="example-service-1"))
+        server_only = stub.GetOperations(pb.GetOperationsRequest(service="example-service-1", span_kind="server"))
+    assert sorted((o.name, o.span_kind) for o in response.operations) == [
+        ("example-operation-1", ""), ("example-operation-3", "server"), ("example-operation-4", "client")]
+    assert list(response.operationNames) == ["example-operation-1", "example-operation-3", "example-operation-4"]
+    assert [(o.name, o.span_kind) for o in server_only.operations] == [("example-operation-3", "server")]
+
+
+def test_unknown_trace_is_not_found_with_jaegers_message(server: RunningServer) -> None:
+    with pytest.raises(grpc.RpcError) as error:
+        get_trace(server, bytes(15) + b"\x01")
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error.value.details() == "trace not found"
+
+
+def test_large_trace_of_10008_spans(server: RunningServer) -> None:
+    template = fixture("example_trace").spans[0]
+    spans = []
+    for i in range(10_008):
+        span = model_pb2.Span()
+        span.CopyFrom(template)
+        span.trace_id = bytes(15) + b"\x42"
+        span.span_id = (i + 1).to_bytes(8, "big")
+        span.start_time.FromNanoseconds(template.start_time.ToNanoseconds() + i * 1000)
+        spans.append(span)
+    write_stream(server, spans)
+    with server.channel() as channel:
+        chunks = list(storage_v1_grpc.SpanReaderPluginStub(channel).GetTrace(
+            pb.GetTraceRequest(trace_id=spans[0].trace_id)))
+    assert all(len(c.spans) <= 1000 and c.ByteSize() < 4 * 1024 * 1024 for c in chunks)
+    assert normalized(s for c in chunks for s in c.spans) == normalized(spans)
+
+
+def test_repeated_span_ids_are_all_kept(server: RunningServer) -> None:
+    """Every 20th span repeats the previous span's ID, as in Jaeger's duplicate-span case."""
+    template = fixture("example_trace").spans[0]
+    spans = []
+    for i in range(200):
+        span = model_pb2.Span()
+        span.CopyFrom(template)
+        span.trace_id = bytes(15) + b"\x43"
+        span.span_id = (i if i % 20 == 0 and i else i + 1).to_bytes(8, "big")
+        span.start_time.FromNanoseconds(template.start_time.ToNanoseconds() + i * 1000)
+        spans.append(span)
+    write_stream(server, spans)
+    assert normalized(get_trace(server, spans[0].trace_id)) == normalized(spans)
+
+
+def test_writing_the_same_span_twice_stores_it_once(server: RunningServer) -> None:
+    """A retried write is idempotent: CnosDB merges rows of equal series and time."""
+    span = model_pb2.Span()
+    span.CopyFrom(fixture("example_trace").spans[0])
+    span.trace_id = bytes(15) + b"\x44"
+    write_stream(server, [span])
+    write_stream(server, [span])
+    assert normalized(get_trace(server, span.trace_id)) == normalized([span])

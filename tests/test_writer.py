@@ -1,0 +1,148 @@
+"""The batch writer: acknowledgement only after the write, retries, isolation of refused spans, backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cnosdb_jaeger_storage.errors import CnosDBError, CnosDBUnavailable
+from cnosdb_jaeger_storage.metrics import METRICS
+from cnosdb_jaeger_storage.writer import BatchWriter
+
+
+class FakeCnosDB:
+    """Records each write body; fails the first `unavailable` writes, refuses lines containing 'bad'."""
+
+    def __init__(self, unavailable: int = 0) -> None:
+        self.bodies: list[str] = []
+        self.unavailable = unavailable
+        self.gate: asyncio.Event | None = None
+
+    async def write(self, body: str) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.unavailable:
+            self.unavailable -= 1
+            raise CnosDBUnavailable("connection refused")
+        if "bad" in body:
+            raise CnosDBError(422, "050001", "column type conflict")
+        self.bodies.append(body)
+
+
+def writer_for(db: FakeCnosDB, **overrides: object) -> BatchWriter:
+    options: dict = dict(batch_size=100, batch_delay=0.01, max_pending=1000, attempts=4, backoff=0.001)
+    options.update(overrides)
+    return BatchWriter(db.write, **options)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_submissions_share_one_write_and_are_acknowledged_after_it() -> None:
+    async def scenario() -> list[str]:
+        db = FakeCnosDB()
+        writer = writer_for(db)
+        writer.start()
+        await asyncio.gather(*(writer.submit([f"line{i}"]) for i in range(10)))
+        await writer.close()
+        return db.bodies
+
+    bodies = run(scenario())
+    assert len(bodies) == 1
+    assert sorted(bodies[0].split("\n")) == sorted(f"line{i}" for i in range(10))
+
+
+def test_batches_never_exceed_batch_size() -> None:
+    async def scenario() -> list[str]:
+        db = FakeCnosDB()
+        writer = writer_for(db, batch_size=5)
+        writer.start()
+        await asyncio.gather(*(writer.submit([f"a{i}", f"b{i}"]) for i in range(7)))
+        await writer.close()
+        return db.bodies
+
+    bodies = run(scenario())
+    assert all(len(b.split("\n")) <= 5 for b in bodies)
+    assert sum(len(b.split("\n")) for b in bodies) == 14
+
+
+def test_unavailable_cnosdb_is_retried_then_acknowledged() -> None:
+    async def scenario() -> FakeCnosDB:
+        db = FakeCnosDB(unavailable=2)
+        writer = writer_for(db)
+        writer.start()
+        await writer.submit(["x"])
+        await writer.close()
+        return db
+
+    retries_before = METRICS.write_retries.value()
+    assert run(scenario()).bodies == ["x"]
+    assert METRICS.write_retries.value() - retries_before == 2
+
+
+def test_persistent_failure_reaches_the_caller_and_is_counted() -> None:
+    async def scenario() -> None:
+        writer = writer_for(FakeCnosDB(unavailable=100), attempts=3)
+        writer.start()
+        try:
+            await writer.submit(["x", "y"])
+        finally:
+            await writer.close()
+
+    rejected_before = METRICS.spans_rejected.value(reason="write_failed")
+    with pytest.raises(CnosDBUnavailable):
+        run(scenario())
+    assert METRICS.spans_rejected.value(reason="write_failed") - rejected_before == 2
+
+
+def test_a_refused_caller_does_not_fail_the_others_in_its_batch() -> None:
+    async def scenario() -> tuple[list[object], list[str]]:
+        db = FakeCnosDB()
+        writer = writer_for(db)
+        writer.start()
+        results = await asyncio.gather(writer.submit(["good1"]), writer.submit(["bad"]), writer.submit(["good2"]),
+                                       return_exceptions=True)
+        await writer.close()
+        return results, db.bodies
+
+    results, bodies = run(scenario())
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], CnosDBError) and results[1].code == "050001"
+    assert sorted(line for b in bodies for line in b.split("\n")) == ["good1", "good2"]
+
+
+def test_submit_waits_while_max_pending_spans_are_unwritten() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        db = FakeCnosDB()
+        db.gate = asyncio.Event()
+        writer = writer_for(db, batch_size=10, max_pending=10)
+        writer.start()
+        first = asyncio.create_task(writer.submit([f"a{i}" for i in range(10)]))
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(writer.submit(["b"]))
+        await asyncio.sleep(0.05)
+        blocked = not second.done() and len(db.bodies) == 0
+        db.gate.set()
+        await asyncio.gather(first, second)
+        await writer.close()
+        return blocked, sum(len(b.split("\n")) for b in db.bodies) == 11
+
+    blocked, all_written = run(scenario())
+    assert blocked
+    assert all_written
+
+
+def test_close_writes_what_is_queued() -> None:
+    async def scenario() -> list[str]:
+        db = FakeCnosDB()
+        writer = writer_for(db, batch_delay=10)
+        writer.start()
+        task = asyncio.create_task(writer.submit(["late"]))
+        await asyncio.sleep(0.01)
+        await writer.close()
+        await task
+        return db.bodies
+
+    assert run(scenario()) == ["late"]
