@@ -88,7 +88,7 @@ def find_trace_ids(table: str, query: TraceQuery, columns: Collection[str]) -> s
 def trace_bounds(table: str, trace_ids: Sequence[str]) -> str:
     """First start and last end of each trace: the time hints of v2 FindTraceIDs."""
     trace_id = ident(col.TRACE_ID)
-    return (f"SELECT {trace_id} AS trace_id, min(time) AS first_start, "
+    return (f"SELECT {trace_id} AS trace_id, CAST(min(time) AS BIGINT) AS first_start, "
             f"max(CAST(time AS BIGINT) + CAST({ident(col.DURATION)} AS BIGINT)) AS last_end "
             f"FROM {ident(table)} WHERE {trace_id} IN ({_list(trace_ids)}) GROUP BY {trace_id}")
 

@@ -1,0 +1,72 @@
+"""Jaeger's search cases for spans that arrive by the other write paths, with cnosdb-lite in its own process:
+
+- OTLP/HTTP `POST /v1/traces` of this server: the traces read back exactly;
+- CnosDB's native `POST /api/v1/traces` (cnosdb-lite playing CnosDB): every value is stored as a string
+  there, so the search must find the same traces, compared by trace and span IDs.
+"""
+
+from __future__ import annotations
+
+import base64
+import urllib.request
+from collections.abc import Iterable
+
+import pytest
+from harness import RunningServer, cnosdb_lite_process, running_server, server_config
+from test_conformance_v1 import QUERIES, SEARCH_FIXTURES, find_traces, fixture, normalized, query_of
+
+from cnosdb_jaeger_storage.jaeger_otlp import jaeger_spans_to_resource_spans
+from cnosdb_jaeger_storage.proto import trace_service_pb2
+
+TABLE = "jaeger_spans"
+
+
+def export_request(name: str) -> bytes:
+    request = trace_service_pb2.ExportTraceServiceRequest(
+        resource_spans=jaeger_spans_to_resource_spans(fixture(name).spans))
+    return request.SerializeToString()
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/x-protobuf", **headers})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status
+
+
+@pytest.fixture(scope="module")
+def otlp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterable[RunningServer]:
+    data = tmp_path_factory.mktemp("otlp")
+    with cnosdb_lite_process(data / "lite") as url, running_server(server_config(data, cnosdb_url=url)) as s:
+        for name in SEARCH_FIXTURES:
+            assert post(s.url("otlp_http") + "/v1/traces", export_request(name), {}) == 200
+        yield s
+
+
+@pytest.fixture(scope="module")
+def native_server(tmp_path_factory: pytest.TempPathFactory) -> Iterable[RunningServer]:
+    data = tmp_path_factory.mktemp("native")
+    with cnosdb_lite_process(data / "lite") as url, running_server(server_config(data, cnosdb_url=url)) as s:
+        headers = {"tenant": "cnosdb", "db": "jaeger", "table": TABLE,
+                   "Authorization": "Basic " + base64.b64encode(b"root:").decode()}
+        for name in SEARCH_FIXTURES:
+            assert post(url + "/api/v1/traces", export_request(name), headers) == 200
+        yield s
+
+
+def ids(traces: Iterable[Iterable]) -> list[list[tuple[bytes, bytes]]]:
+    return sorted(sorted((s.trace_id, s.span_id) for s in trace) for trace in traces)
+
+
+@pytest.mark.parametrize("case", QUERIES, ids=[c["Caption"] for c in QUERIES])
+def test_search_over_otlp_written_spans_returns_the_exact_traces(otlp_server: RunningServer, case: dict) -> None:
+    found = find_traces(otlp_server, query_of(case))
+    expected = [fixture(name) for name in case["ExpectedFixtures"]]
+    assert sorted(normalized(s) for s in found) == sorted(normalized(t.spans) for t in expected)
+
+
+@pytest.mark.parametrize("case", QUERIES, ids=[c["Caption"] for c in QUERIES])
+def test_search_over_cnosdb_native_rows_finds_the_expected_traces(native_server: RunningServer,
+                                                                   case: dict) -> None:
+    found = find_traces(native_server, query_of(case))
+    assert ids(found) == ids(fixture(name).spans for name in case["ExpectedFixtures"])
