@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -195,7 +196,7 @@ def test_v1_capabilities_offer_the_streaming_writer(server: RunningServer) -> No
     assert response.streamingSpanWriter
 
 
-def test_otlp_on_its_own_port(tmp_path) -> None:  # noqa: ANN001
+def test_otlp_on_its_own_port(tmp_path: Path) -> None:
     with running_server(server_config(tmp_path, otlp_grpc_addr="127.0.0.1:0")) as s:
         with grpc.insecure_channel(f"127.0.0.1:{s.port('otlp_grpc')}") as channel:
             trace_service_pb2_grpc.TraceServiceStub(channel).Export(
@@ -204,7 +205,7 @@ def test_otlp_on_its_own_port(tmp_path) -> None:  # noqa: ANN001
             assert list(reader(s, channel).GetServices(pb.GetServicesRequest()).services) == ["frontend"]
 
 
-def test_two_instances_share_one_cnosdb(tmp_path) -> None:  # noqa: ANN001
+def test_two_instances_share_one_cnosdb(tmp_path: Path) -> None:
     """Stateless over CnosDB: write through either instance, read through the other."""
     from harness import cnosdb_lite_process
 
