@@ -17,11 +17,13 @@ from .jaeger_otlp import jaeger_spans_to_resource_spans, resource_spans_to_jaege
 from .proto import model_pb2, storage_v1_grpc, trace_pb2
 from .proto import storage_v1_pb2 as pb
 from .query_builder import TraceQuery
+from .store import TraceStore
 from .tenancy import Tenancy
 
 MAX_CHUNK_SPANS = 1000
 MAX_CHUNK_BYTES = 4 * 1024 * 1024 - 64 * 1024
 STREAM_WRITE_CHUNK = 1000
+STREAM_WRITES_IN_FLIGHT = 8
 DEFAULT_NUM_TRACES = 100
 
 
@@ -71,32 +73,69 @@ class SpanWriter(storage_v1_grpc.SpanWriterPluginServicer):
 
 
 class StreamingSpanWriter(storage_v1_grpc.StreamingSpanWriterPluginServicer):
-    """Spans are written in chunks while the stream is still being read; the response waits for all."""
+    """Writes spans while the stream is still being read, and finishes writing what it received even when
+    the client goes away: Jaeger's streaming client counts a span as saved once it is sent, and cancels a
+    stream with the request that opened it."""
 
     def __init__(self, tenancy: Tenancy) -> None:
         self._tenancy = tenancy
+        self._draining: set[asyncio.Task[None]] = set()
 
     @unary("v1")
     async def WriteSpanStream(self, request_iterator: AsyncIterator[pb.WriteSpanRequest],
                               context: grpc.aio.ServicerContext) -> pb.WriteSpanResponse:
-        store = store_of(self._tenancy, context)
-        writes: list[asyncio.Task[object]] = []
-        chunk: list[model_pb2.Span] = []
+        writes = _StreamWrites(store_of(self._tenancy, context))
         try:
             async for request in request_iterator:
-                chunk.append(request.span)
-                if len(chunk) >= STREAM_WRITE_CHUNK:
-                    writes.append(asyncio.create_task(
-                        store.write(to_otlp(chunk), "jaeger_v1_stream")))
-                    chunk = []
-            if chunk:
-                writes.append(asyncio.create_task(
-                    store.write(to_otlp(chunk), "jaeger_v1_stream")))
-            await asyncio.gather(*writes)
+                writes.add(request.span)
         finally:
-            for task in writes:
-                task.cancel()
+            writes.close()
+            drained = asyncio.ensure_future(writes.task)
+            self._draining.add(drained)
+            drained.add_done_callback(self._draining.discard)
+        await asyncio.shield(drained)
         return pb.WriteSpanResponse()
+
+
+class _StreamWrites:
+    """Spans received but not yet written; written in chunks as fast as the writer takes them."""
+
+    def __init__(self, store: TraceStore) -> None:
+        self._store = store
+        self._spans: list[model_pb2.Span] = []
+        self._ready = asyncio.Event()
+        self._closed = False
+        self.task = asyncio.create_task(self._run())
+
+    def add(self, span: model_pb2.Span) -> None:
+        self._spans.append(span)
+        self._ready.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.set()
+
+    async def _run(self) -> None:
+        in_flight: set[asyncio.Task[object]] = set()
+        try:
+            while True:
+                await self._ready.wait()
+                self._ready.clear()
+                while self._spans:
+                    if len(in_flight) >= STREAM_WRITES_IN_FLIGHT:
+                        done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                        in_flight -= done
+                        for task in done:
+                            task.result()  # a failed write fails the stream
+                    chunk = self._spans[:STREAM_WRITE_CHUNK]
+                    del self._spans[:STREAM_WRITE_CHUNK]
+                    in_flight.add(asyncio.create_task(self._store.write(to_otlp(chunk), "jaeger_v1_stream")))
+                if self._closed:
+                    break
+        finally:
+            for result in await asyncio.gather(*in_flight, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
 
 
 class SpanReader(storage_v1_grpc.SpanReaderPluginServicer):

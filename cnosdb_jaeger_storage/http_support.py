@@ -51,7 +51,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         elif encoding == "deflate":
             body = _inflate(zlib.decompressobj(), raw, limit)
         elif encoding == "zstd":
-            body = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+            body = _unzstd(raw, limit)
         else:
             raise HttpError(415, f"unsupported Content-Encoding {encoding!r}")
     except (zlib.error, zstandard.ZstdError) as exc:
@@ -65,6 +65,21 @@ def _inflate(decompressor: zlib._Decompress, raw: bytes, limit: int) -> bytes:
     body = decompressor.decompress(raw, limit + 1)
     if not decompressor.eof and len(body) <= limit:
         raise zlib.error("truncated stream")
+    return body
+
+
+def _unzstd(raw: bytes, limit: int) -> bytes:
+    """Decompresses at most `limit` + 1 bytes (a zstd bomb must not fill memory), then checks that no
+    frame was cut short, which zstd's bounded reader does not report."""
+    body = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True).read(limit + 1)
+    if len(body) <= limit:
+        rest = raw
+        while rest:  # the output is known to be small now: decompressing it again is cheap
+            frame = zstandard.ZstdDecompressor().decompressobj()
+            frame.decompress(rest)
+            if not frame.eof:
+                raise zstandard.ZstdError("truncated stream")
+            rest = frame.unused_data
     return body
 
 

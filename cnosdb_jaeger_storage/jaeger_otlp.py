@@ -26,11 +26,10 @@ twice as fast as building submessages with constructors and copying them into th
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
-
-from google.protobuf import json_format
 
 from cnosdb_jaeger_storage.proto import common_pb2, model_pb2, resource_pb2, trace_pb2
 
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from google.protobuf.internal.containers import RepeatedCompositeFieldContainer as Repeated
 
 __all__ = [
-    "any_value_json",
+    "any_value_text",
     "jaeger_spans_to_resource_spans",
     "otlp_span_to_jaeger",
     "resource_spans_to_jaeger",
@@ -112,9 +111,20 @@ def _span_id(raw: bytes) -> bytes:
 # -- values --------------------------------------------------------------------------------------------
 
 
-def any_value_json(value: common_pb2.AnyValue) -> str:
-    """OTLP/JSON of an AnyValue, compact (`{"arrayValue":{"values":[{"stringValue":"a"}]}}`)."""
-    return json.dumps(json_format.MessageToDict(value), separators=(",", ":"), ensure_ascii=False)
+def any_value_text(value: common_pb2.AnyValue) -> str:
+    """OpenTelemetry's `Value.AsString()`, as Jaeger shows arrays and maps: plain JSON (`["a",5]`)."""
+    return json.dumps(_plain(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def _plain(value: common_pb2.AnyValue) -> object:
+    which = value.WhichOneof("value")
+    if which == "array_value":
+        return [_plain(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return None if which is None else getattr(value, which)
 
 
 def _set_otlp_value(value: common_pb2.AnyValue, kv: model_pb2.KeyValue) -> None:
@@ -162,7 +172,7 @@ def _set_jaeger_kv(tag: model_pb2.KeyValue, kv: common_pb2.KeyValue) -> None:
         tag.v_binary = value.bytes_value
     elif which is not None:
         # array and kvlist have no Jaeger type; OpenTelemetry writes them as text.
-        tag.v_str = any_value_json(value)
+        tag.v_str = any_value_text(value)
 
 
 def _add_string_tag(out: Repeated[model_pb2.KeyValue], key: str, value: str) -> None:
@@ -335,7 +345,7 @@ def _scope_tags(scope: common_pb2.InstrumentationScope) -> list[tuple[str, str]]
 def _warning_text(value: common_pb2.AnyValue) -> str:
     if value.WhichOneof("value") == "string_value":
         return value.string_value
-    return any_value_json(value)
+    return any_value_text(value)
 
 
 def _to_jaeger_span(

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
-_GRPC_INVALID_ARGUMENT, _GRPC_UNAUTHENTICATED, _GRPC_UNAVAILABLE, _GRPC_INTERNAL = 3, 16, 14, 13
+_GRPC_INVALID_ARGUMENT, _GRPC_PERMISSION_DENIED, _GRPC_UNAUTHENTICATED, _GRPC_UNAVAILABLE, _GRPC_INTERNAL = (
+    3, 7, 16, 14, 13)
 
 
 def decode_request(body: bytes, content_type: str) -> trace_service_pb2.ExportTraceServiceRequest:
@@ -66,7 +67,8 @@ def _convert_ids(message: dict[str, Any]) -> None:
 
 
 def _status_body(content_type: str, status: int, message: str) -> bytes:
-    code = {400: _GRPC_INVALID_ARGUMENT, 401: _GRPC_UNAUTHENTICATED, 503: _GRPC_UNAVAILABLE}.get(
+    code = {400: _GRPC_INVALID_ARGUMENT, 401: _GRPC_UNAUTHENTICATED, 403: _GRPC_PERMISSION_DENIED,
+            503: _GRPC_UNAVAILABLE}.get(
         status, _GRPC_INTERNAL)
     if content_type == JSON:
         return json.dumps({"code": code, "message": message}).encode()

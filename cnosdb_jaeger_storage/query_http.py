@@ -8,6 +8,7 @@ Basic auth are accepted too, so a Grafana data source set up for CnosDB's native
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
@@ -37,6 +38,8 @@ _VALUE_TYPES = {model_pb2.STRING: "string", model_pb2.BOOL: "bool", model_pb2.IN
                 model_pb2.FLOAT64: "float64", model_pb2.BINARY: "binary"}
 _REF_TYPES = {model_pb2.CHILD_OF: "CHILD_OF", model_pb2.FOLLOWS_FROM: "FOLLOWS_FROM"}
 _MAX_SAFE_INT = 2**53 - 1
+# Go's encoding/json writes no spaces; clients that compare bodies (and Jaeger's own tests) expect that.
+_json_response = functools.partial(web.json_response, dumps=functools.partial(json.dumps, separators=(",", ":")))
 
 
 def go_duration_ns(text: str, name: str) -> int:
@@ -181,17 +184,16 @@ class QueryHttpApi:
                 status, message = status_of(exc)
                 if status >= 500:
                     log.warning("query request failed path=%s error=%r", request.path, message)
-                return web.json_response(envelope(None, errors=[{"code": status, "msg": message}]),
-                                         status=status)
+                return _json_response(envelope(None, errors=[{"code": status, "msg": message}]), status=status)
         return run
 
     async def _services(self, request: web.Request, store: TraceStore) -> web.Response:
         services = await store.services()
-        return web.json_response(envelope(services, len(services)))
+        return _json_response(envelope(services, len(services)))
 
     async def _service_operations(self, request: web.Request, store: TraceStore) -> web.Response:
         names = sorted({name for name, _ in await store.operations(request.match_info["service"])})
-        return web.json_response(envelope(names, len(names)))
+        return _json_response(envelope(names, len(names)))
 
     async def _operations(self, request: web.Request, store: TraceStore) -> web.Response:
         service = request.query.get("service", "")
@@ -199,7 +201,7 @@ class QueryHttpApi:
             raise InvalidRequest("parameter 'service' is required")
         operations = await store.operations(service, request.query.get("spanKind", ""))
         data = [{"name": name, "spanKind": kind} for name, kind in operations]
-        return web.json_response(envelope(data, len(data)))
+        return _json_response(envelope(data, len(data)))
 
     async def _traces(self, request: web.Request, store: TraceStore) -> web.Response:
         trace_ids = request.query.getall("traceID", [])
@@ -209,11 +211,12 @@ class QueryHttpApi:
                 trace = await store.get_trace(_trace_id_param(text))
                 if trace:
                     data.append(trace_json(resource_spans_to_jaeger(trace)))
-                else:
-                    errors.append({"code": 404, "msg": "trace not found", "traceID": text})
-            return web.json_response(envelope(data, len(data), errors or None))
+                else:  # as Jaeger: no code, the ID in its own form
+                    trace_id = _id_hex(bytes.fromhex(_trace_id_param(text)))
+                    errors.append({"msg": "trace not found", "traceID": trace_id})
+            return _json_response(envelope(data, errors=errors or None))
         data = [trace_json(resource_spans_to_jaeger(t)) async for t in store.find_traces(search_query(request))]
-        return web.json_response(envelope(data, len(data)))
+        return _json_response(envelope(data))  # Jaeger leaves `total` 0 for traces
 
     async def _trace(self, request: web.Request, store: TraceStore) -> web.Response:
         start, end = _int_param(request, "start"), _int_param(request, "end")
@@ -221,8 +224,8 @@ class QueryHttpApi:
                                       start * 1000 if start is not None else None,
                                       end * 1000 if end is not None else None)
         if not trace:
-            return web.json_response(envelope(None, errors=[{"code": 404, "msg": "trace not found"}]), status=404)
-        return web.json_response(envelope([trace_json(resource_spans_to_jaeger(trace))]))
+            return _json_response(envelope(None, errors=[{"code": 404, "msg": "trace not found"}]), status=404)
+        return _json_response(envelope([trace_json(resource_spans_to_jaeger(trace))]))
 
     async def _dependencies(self, request: web.Request, store: TraceStore) -> web.Response:
         end_ms = _int_param(request, "endTs") or time.time_ns() // 10**6
@@ -231,4 +234,4 @@ class QueryHttpApi:
         service = request.query.get("service")
         data = [{"parent": p, "child": c, "callCount": n} for p, c, n in links
                 if not service or service in (p, c)]
-        return web.json_response(envelope(data, len(data)))
+        return _json_response(envelope(data))  # Jaeger leaves `total` 0 here too
