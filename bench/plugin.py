@@ -230,15 +230,34 @@ class Proc:
         self._log_file.close()
 
 
+def start_sampler(py_spy_dir: str | None, name: str, pid: int) -> subprocess.Popen | None:
+    """py-spy (on PATH) sampling `pid`: far less overhead than cProfile; collapsed stacks of busy threads."""
+    if not py_spy_dir:
+        return None
+    Path(py_spy_dir).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([shutil.which("py-spy") or "py-spy", "record", "--format", "raw", "--rate", "250",
+                             "--nonblocking", "-o", str(Path(py_spy_dir) / name), "-p", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_sampler(sampler: subprocess.Popen | None) -> None:
+    if sampler is not None:
+        sampler.send_signal(signal.SIGINT)
+        sampler.wait(60)
+
+
 @contextlib.contextmanager
-def cnosdb_lite(data_dir: Path, work: Path) -> Iterator[tuple[Proc, str]]:
+def cnosdb_lite(data_dir: Path, work: Path, py_spy_dir: str | None = None) -> Iterator[tuple[Proc, str]]:
     port = free_port()
     proc = Proc("cnosdb-lite", [str(BIN / "cnosdb-lite"), "--data-dir", str(data_dir),
                                 "--http-addr", f"127.0.0.1:{port}"], work / "cnosdb-lite.log")
+    sampler = None
     try:
         wait_for_port(port, proc.process, "cnosdb-lite")
+        sampler = start_sampler(py_spy_dir, f"cnosdb-lite-{data_dir.name}.txt", proc.pid)
         yield proc, f"http://127.0.0.1:{port}"
     finally:
+        stop_sampler(sampler)
         proc.stop()
 
 
@@ -267,17 +286,10 @@ def plugin_server(cnosdb_url: str, work: Path, profile_dir: str | None, tag: str
     try:
         for port in (grpc_port, http_port, admin_port):
             wait_for_port(port, proc.process, "cnosdb-jaeger-storage")
-        if py_spy_dir:  # sampling profiler: far less overhead than cProfile; collapsed stacks per thread
-            Path(py_spy_dir).mkdir(parents=True, exist_ok=True)
-            sampler = subprocess.Popen([shutil.which("py-spy") or "py-spy", "record", "--format", "raw",
-                                        "--rate", "250", "--nonblocking", "-o",
-                                        str(Path(py_spy_dir) / f"server-{tag}.txt"), "-p", str(proc.pid)],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sampler = start_sampler(py_spy_dir, f"server-{tag}.txt", proc.pid)
         yield Plugin(proc, f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}")
     finally:
-        if sampler is not None:
-            sampler.send_signal(signal.SIGINT)
-            sampler.wait(60)
+        stop_sampler(sampler)
         proc.stop()
 
 
@@ -430,7 +442,7 @@ def ingest_section(args: argparse.Namespace, work: Path) -> None:
     templates = _templates()
     now = time.time_ns()
     run_base = random.getrandbits(31) << 8
-    with cnosdb_lite(work / "ingest-data", work) as (lite, lite_url), \
+    with cnosdb_lite(work / "ingest-data", work, args.py_spy) as (lite, lite_url), \
             plugin_server(lite_url, work, args.profile_server, "ingest", args.server_arg,
                           args.py_spy) as plugin:
 
@@ -530,7 +542,7 @@ def query_section(args: argparse.Namespace, work: Path) -> None:
            "GetTrace p99 <= 50 ms; FindTraces with a tag p99 <= 300 ms (at 1M spans)")
     data_dir = work / "query-data"
     rnd = random.Random(7)
-    with cnosdb_lite(data_dir, work) as (lite, lite_url):
+    with cnosdb_lite(data_dir, work, args.py_spy) as (lite, lite_url):
         load_stored(lite_url, spans, lite)
         print(f"count(*) = {span_count(lite_url):,}; data dir {dir_bytes(data_dir) / spans.count:.1f} B/span "
               f"while running (WAL + Parquet, {dir_bytes(data_dir) / 1e6:,.0f} MB)", flush=True)
@@ -616,12 +628,56 @@ def query_section(args: argparse.Namespace, work: Path) -> None:
             report("v1 GetOperations", times, f"{n} operations")
             channel.close()
             server_hwm = plugin.proc.status_mb("VmHWM")
+        sql_breakdown(lite_url, spans, start, end, probe, max(5, args.find_samples // 2))
         lite_hwm = lite.status_mb("VmHWM")
     print(f"peak RSS (VmHWM): server {server_hwm:,.0f} MB, cnosdb-lite {lite_hwm:,.0f} MB "
           f"({lite_hwm * 2**20 / spans.count:,.0f} B/span)")
     parquet = sum(p.stat().st_size for p in data_dir.rglob("*.parquet"))
     print(f"on disk after a clean stop (checkpoint): {dir_bytes(data_dir) / spans.count:.1f} B/span "
           f"({dir_bytes(data_dir) / 1e6:,.0f} MB; Parquet {parquet / spans.count:.1f} B/span)")
+
+
+def sql_breakdown(url: str, spans: Spans, start: int, end: int, probe: list[bytes], samples: int) -> None:
+    """The statements the server sends, timed straight against cnosdb-lite's HTTP API (no plugin), and the
+    plugin's row decoding and Jaeger conversion of their results timed in this process."""
+    print("-- where the time goes: the server's SQL run directly on cnosdb-lite (HTTP + JSON), p50 / p99 ms")
+    from cnosdb_jaeger_storage.jaeger_otlp import resource_spans_to_jaeger as to_jaeger
+    from cnosdb_jaeger_storage.spanrow import rows_to_resource_spans
+    from cnosdb_jaeger_storage.store import _group_rows
+
+    columns = frozenset(r["column_name"] for r in lite_sql(url, query_builder.describe_table(TABLE)))
+
+    def query(i: int) -> query_builder.TraceQuery:
+        return query_builder.TraceQuery(service=f"service-{i % SERVICES}", attributes={TAG_KEY: str(TAG_VALUE)},
+                                        start_min=start, start_max=end, limit=20)
+
+    found = [r["trace_id"] for r in lite_sql(url, query_builder.find_trace_ids(TABLE, query(0), columns) or "")]
+    statements: list[tuple[str, Callable[[int], str]]] = [
+        ("DESCRIBE TABLE (per tag search)", lambda _: query_builder.describe_table(TABLE)),
+        ("find_trace_ids service+tag, 20", lambda i: query_builder.find_trace_ids(TABLE, query(i), columns) or ""),
+        ("spans_of_traces, 1 ID (GetTrace)", lambda i: query_builder.spans_of_traces(TABLE, [probe[i].hex()])),
+        ("spans_of_traces, 20 IDs (FindTraces)", lambda _: query_builder.spans_of_traces(TABLE, found)),
+        ("trace_bounds, 20 IDs (v2 FindTraceIDs)", lambda _: query_builder.trace_bounds(TABLE, found)),
+        ("dependencies 24 h", lambda _: query_builder.dependencies(TABLE, start, end)),
+        ("services", lambda _: query_builder.services(TABLE)),
+        ("count(*)", lambda _: f"SELECT count(*) FROM {TABLE}"),
+    ]
+    for label, statement in statements:
+        n = samples if "dependencies" not in label else max(3, samples // 5)
+        times, rows = timed(n, lambda i, statement=statement: lite_sql(url, statement(max(i, 0))))
+        print(f"   {label:40s} {statistics.median(times):8.1f} / {percentile(times, 0.99):8.1f} ms   "
+              f"({len(rows)} rows)", flush=True)
+    body = lite_request(url, "/api/v1/sql", query_builder.spans_of_traces(TABLE, found).encode())
+    rows = json.loads(body)
+    for label, work in (
+            ("json.loads of the 20-trace result", lambda _: json.loads(body)),
+            ("rows -> OTLP (rows_to_resource_spans)", lambda _: [rows_to_resource_spans(g)
+                                                                  for g in _group_rows(rows).values()]),
+            ("rows -> OTLP -> Jaeger (v1 FindTraces)", lambda _: [to_jaeger(rows_to_resource_spans(g))
+                                                                   for g in _group_rows(rows).values()])):
+        times, _ = timed(max(5, samples // 2), work)
+        print(f"   {label:40s} {statistics.median(times):8.1f} ms   ({len(rows)} rows, {len(body) / 1e3:,.0f} kB JSON)",
+              flush=True)
 
 
 def main() -> None:

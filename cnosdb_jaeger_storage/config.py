@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +24,14 @@ DEFAULT_DATABASE = "jaeger"
 DEFAULT_TABLE = "jaeger_spans"
 DEFAULT_TTL = "7d"
 
+_TTL = re.compile(r"(\d+)\s*([a-z]*)")
+_TTL_UNITS = {"": 86400, "d": 86400, "day": 86400, "days": 86400, "h": 3600, "hour": 3600, "hours": 3600,
+              "m": 60, "min": 60, "minutes": 60, "s": 1, "w": 604800, "y": 31536000}
 
-def default_data_dir() -> str:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
     return os.path.join(base, "cnosdb-jaeger-storage")
 
 
@@ -74,6 +80,9 @@ class Config:
                 "a tenant maps to the CnosDB database of its own name unless given; empty: tenants ignored"})
     purge_addr: str = field(default="", metadata={
         "help": "TEST ONLY: host:port serving POST /purge, which deletes every span; empty (default) disables it"})
+    v1_streaming_writer: bool = field(default=True, metadata={
+        "help": "offer Jaeger 1.x the streaming span writer (faster); turn off for a jaeger-collector 1.x that "
+                "receives OTLP, whose streaming client ties pooled streams to finished OTLP requests and loses spans"})
     log_level: str = field(default="warning", metadata={"help": "debug, info, warning or error"})
 
     @property
@@ -97,9 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for f in dataclasses.fields(Config):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        parser.add_argument(_flag(f.name), dest=f.name, type=type(default), default=None,
+        parser.add_argument(_flag(f.name), dest=f.name, type=_parser_of(default), default=None,
                             help=f"{f.metadata['help']} [{_env(f.name)}] (default: {default!r})")
     return parser
+
+
+def boolean(text: str) -> bool:
+    """'true'/'false' (also 1/0, yes/no) for a flag or environment variable."""
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{text!r} is not true or false")
+    return value in ("true", "1", "yes")
+
+
+def _parser_of(default: object) -> Callable[[str], object]:
+    return boolean if isinstance(default, bool) else type(default)
 
 
 class ConfigError(ValueError):
@@ -117,9 +138,10 @@ def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | 
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default
             raw = environ[_env(f.name)]
             try:
-                values[f.name] = type(default)(raw)
+                values[f.name] = _parser_of(default)(raw)
             except ValueError:
                 raise ConfigError(f"{_env(f.name)}: cannot read {raw!r} as {type(default).__name__}") from None
+    values.setdefault("data_dir", default_data_dir(environ))  # from the environment given, like every option
     config = Config(**values)
     validate(config)
     return config
@@ -140,11 +162,21 @@ def validate(config: Config) -> None:
             split_addr(value, option=_flag(name))
     if not config.grpc_addr:
         raise ConfigError("--grpc-addr must not be empty")
+    if config.ttl.strip().upper() != "INF" and not ttl_seconds(config.ttl):
+        raise ConfigError(f"--ttl: {config.ttl!r} is not a retention such as '7d', '12h' or 'INF'")
+
+
+def ttl_seconds(ttl: str) -> int | None:
+    """'7d' → 604800; 'INF' → None (no expiry)."""
+    m = _TTL.fullmatch(ttl.strip().lower())
+    if ttl.strip().upper() == "INF" or m is None or m.group(2) not in _TTL_UNITS:
+        return None
+    return int(m.group(1)) * _TTL_UNITS[m.group(2)]
 
 
 def split_addr(addr: str, option: str = "address") -> tuple[str, int]:
     """'host:port' or ':port' (all interfaces) into (host, port)."""
     host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"{option}: {addr!r} is not host:port")
     return (host.strip("[]") or "0.0.0.0"), int(port)

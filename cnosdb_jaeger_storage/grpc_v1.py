@@ -200,19 +200,22 @@ class DependenciesReader(storage_v1_grpc.DependenciesReaderPluginServicer):
 
 
 class Capabilities(storage_v1_grpc.PluginCapabilitiesServicer):
+    def __init__(self, streaming_writer: bool) -> None:
+        self._streaming_writer = streaming_writer
+
     @unary("v1")
     async def Capabilities(self, request: pb.CapabilitiesRequest, context: grpc.aio.ServicerContext
                            ) -> pb.CapabilitiesResponse:
-        return pb.CapabilitiesResponse(streamingSpanWriter=True)
+        return pb.CapabilitiesResponse(streamingSpanWriter=self._streaming_writer)
 
 
-def register(server: grpc.aio.Server, tenancy: Tenancy) -> list[str]:
+def register(server: grpc.aio.Server, tenancy: Tenancy, *, streaming_writer: bool = True) -> list[str]:
     """Adds the v1 services; returns their names for the health service."""
     storage_v1_grpc.add_SpanWriterPluginServicer_to_server(SpanWriter(tenancy), server)
     storage_v1_grpc.add_StreamingSpanWriterPluginServicer_to_server(StreamingSpanWriter(tenancy), server)
     storage_v1_grpc.add_SpanReaderPluginServicer_to_server(SpanReader(tenancy), server)
     storage_v1_grpc.add_DependenciesReaderPluginServicer_to_server(DependenciesReader(tenancy), server)
-    storage_v1_grpc.add_PluginCapabilitiesServicer_to_server(Capabilities(), server)
+    storage_v1_grpc.add_PluginCapabilitiesServicer_to_server(Capabilities(streaming_writer), server)
     return [f"jaeger.storage.v1.{name}" for name in (
         "SpanWriterPlugin", "StreamingSpanWriterPlugin", "SpanReaderPlugin", "DependenciesReaderPlugin",
         "PluginCapabilities")]

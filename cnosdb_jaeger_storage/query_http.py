@@ -115,9 +115,12 @@ def _int_param(request: web.Request, name: str) -> int | None:
     if not text:
         return None
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise InvalidRequest(f"cannot parse {name} {text!r} as an integer") from None
+        value = None
+    if value is None or not -(2**63) <= value < 2**63:  # Go's int, as Jaeger parses it
+        raise InvalidRequest(f"cannot parse {name} {text!r} as an integer")
+    return value
 
 
 def search_query(request: web.Request) -> TraceQuery:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import signal
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from . import grpc_v1, grpc_v2, otlp_grpc
 from . import query_builder as sql
 from .cnosdb_client import CnosDBClient
-from .config import Config, split_addr
+from .config import Config, split_addr, ttl_seconds
 from .errors import CnosDBError
 from .metrics import METRICS
 from .otlp_http import OtlpHttpReceiver
@@ -29,19 +28,8 @@ from .writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
-_TTL = re.compile(r"(\d+)\s*([a-z]*)")
-_TTL_UNITS = {"": 86400, "d": 86400, "day": 86400, "days": 86400, "h": 3600, "hour": 3600, "hours": 3600,
-              "m": 60, "min": 60, "minutes": 60, "s": 1, "w": 604800, "y": 31536000}
 # Spans this close to the TTL edge are refused by us rather than by CnosDB, whose clock may differ a bit.
 _TTL_MARGIN_NS = 60 * 1_000_000_000
-
-
-def ttl_seconds(ttl: str) -> int | None:
-    """'7d' → 604800; 'INF' → None (no expiry)."""
-    m = _TTL.fullmatch(ttl.strip().lower())
-    if ttl.strip().upper() == "INF" or m is None or m.group(2) not in _TTL_UNITS:
-        return None
-    return int(m.group(1)) * _TTL_UNITS[m.group(2)]
 
 
 def oldest_start(ttl: str) -> Callable[[], int] | None:
@@ -90,7 +78,7 @@ async def start(config: Config) -> Server:
         embedded = await start_server(engine, "127.0.0.1", 0, user=config.cnosdb_user)
         url = embedded.url
         log.info("embedded cnosdb-lite data_dir=%s url=%s", config.data_dir, url)
-    client = CnosDBClient(url, config.cnosdb_user, config.cnosdb_password, gzip_writes=not config.embedded)
+    client = CnosDBClient(url, config.cnosdb_user, config.cnosdb_password, compress=not config.embedded)
     default = Target(config.tenant, config.database, config.table)
     writers: list[BatchWriter] = []
 
@@ -137,7 +125,8 @@ async def _start_grpc(server: Server) -> None:
     config = server.config
     main = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
                                     ("grpc.max_send_message_length", 64 * 1024 * 1024)])
-    names = [*grpc_v1.register(main, server.tenancy), *grpc_v2.register(main, server.tenancy),
+    names = [*grpc_v1.register(main, server.tenancy, streaming_writer=config.v1_streaming_writer),
+             *grpc_v2.register(main, server.tenancy),
              *otlp_grpc.register(main, server.tenancy)]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, main)

@@ -146,6 +146,9 @@ class TraceStore:
         return spanrow.rows_to_resource_spans(rows) if rows else []
 
     async def dependencies(self, start: int | None, end: int | None) -> list[tuple[str, str, int]]:
+        # Until a span with a parent is written the table has no parent column, and naming it is an error.
+        if spanrow.PARENT_SPAN_ID not in await self.columns():
+            return []
         rows = await self._sql(sql.dependencies(self.target.table, start, end))
         return [(decode_stored_name(r["parent"]), decode_stored_name(r["child"]), int(r["call_count"]))
                 for r in rows]

@@ -71,8 +71,13 @@ class Backend:
             proc.stop()
 
 
-def start_backend(workdir: Path, *, purge: bool = False) -> Backend:
-    """Start the storage backend selected by E2E_BACKEND on free loopback ports and wait for it."""
+def start_backend(workdir: Path, *, purge: bool = False, v1_streaming_writer: bool = True) -> Backend:
+    """Start the storage backend selected by E2E_BACKEND on free loopback ports and wait for it.
+
+    ``v1_streaming_writer=False`` starts our server with ``--v1-streaming-writer false``: its storage API v1
+    capabilities then say ``streamingSpanWriter=false`` and a jaeger-collector 1.x writes with unary
+    ``WriteSpan``.  Jaeger's own remote-storage ignores it (it offers no streaming writer at all).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     if E2E_BACKEND == "jaeger-remote-storage":
         grpc_port, admin_port = free_port(), free_port()
@@ -119,6 +124,8 @@ def start_backend(workdir: Path, *, purge: bool = False) -> Backend:
             "--table", "jaeger_spans",
             "--log-level", SERVER_LOG_LEVEL,
         ]
+        if not v1_streaming_writer:
+            argv += ["--v1-streaming-writer", "false"]
         if purge:
             purge_port = free_port()
             argv += ["--purge-addr", f"127.0.0.1:{purge_port}"]

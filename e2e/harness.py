@@ -18,7 +18,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 REPO = Path(__file__).resolve().parent.parent
 E2E_DIR = Path(__file__).resolve().parent
@@ -268,8 +271,12 @@ def kv_map(obj: dict) -> dict[str, tuple[str, Any]]:
     return {kv["key"]: (kv["type"], kv["value"]) for kv in obj.get("tags") or obj.get("fields") or []}
 
 
-def send_dataset(otlp_grpc_port: int) -> DataSet:
-    """Emit the e2e spans through the OpenTelemetry SDK's OTLP/gRPC exporter.
+def send_dataset(otlp_grpc_port: int | None = None, *,
+                 exporter_factory: Callable[[], SpanExporter] | None = None) -> DataSet:
+    """Emit the e2e spans through the OpenTelemetry SDK.
+
+    The exporter is the SDK's OTLP/gRPC exporter to ``127.0.0.1:otlp_grpc_port`` unless
+    ``exporter_factory`` is given, which then makes one exporter per service.  Every export must succeed.
 
     Traces (times relative to ``base``, which lies two minutes in the past):
 
@@ -287,16 +294,36 @@ def send_dataset(otlp_grpc_port: int) -> DataSet:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
     from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+    if exporter_factory is None:
+        if otlp_grpc_port is None:
+            raise TypeError("send_dataset needs otlp_grpc_port or exporter_factory")
+
+        def otlp_exporter() -> SpanExporter:
+            return OTLPSpanExporter(endpoint=f"127.0.0.1:{otlp_grpc_port}", insecure=True, timeout=10)
+
+        exporter_factory = otlp_exporter
 
     results: list[SpanExportResult] = []
 
-    class RecordingExporter(OTLPSpanExporter):
+    class RecordingExporter(SpanExporter):
+        """Delegates to ``inner`` and records every export result."""
+
+        def __init__(self, inner: SpanExporter) -> None:
+            self.inner = inner
+
         def export(self, spans):  # type: ignore[override]
-            result = super().export(spans)
+            result = self.inner.export(spans)
             results.append(result)
             return result
+
+        def shutdown(self) -> None:
+            self.inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return self.inner.force_flush(timeout_millis)
 
     providers = {}
     for svc in SERVICES:
@@ -304,10 +331,7 @@ def send_dataset(otlp_grpc_port: int) -> DataSet:
             {"service.name": svc, "deployment.environment": "e2e", "host.cores": 4}
         )
         provider = TracerProvider(resource=resource)
-        provider.add_span_processor(
-            SimpleSpanProcessor(RecordingExporter(endpoint=f"127.0.0.1:{otlp_grpc_port}", insecure=True,
-                                                  timeout=10))
-        )
+        provider.add_span_processor(SimpleSpanProcessor(RecordingExporter(exporter_factory())))
         providers[svc] = provider
     tracers = {svc: p.get_tracer("e2e.scope", "1.2.3") for svc, p in providers.items()}
 
@@ -373,7 +397,7 @@ def send_dataset(otlp_grpc_port: int) -> DataSet:
         assert p.force_flush(timeout_millis=30_000), "OTel SDK force_flush timed out"
         p.shutdown()
     assert results and all(r == SpanExportResult.SUCCESS for r in results), (
-        f"OTLP export to 127.0.0.1:{otlp_grpc_port} failed: {results}"
+        f"span export failed: {results}"
     )
     assert len(results) == len(spans)
 

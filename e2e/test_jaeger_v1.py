@@ -1,18 +1,31 @@
 """Scenario 1: Jaeger 1.x (v1.76.0) ``jaeger-collector`` + ``jaeger-query`` over the storage API v1.
 
-Spans go in through the OpenTelemetry Python SDK -> collector OTLP/gRPC receiver ->
-``--grpc-storage.server`` (our server, storage API v1 writer).  Everything is then read back
-through jaeger-query's HTTP API, which reads through our server's storage API v1 reader.
+Every test runs against two collector set-ups, each with its own fresh backend:
+
+* ``jaeger-grpc-streaming``: OpenTelemetry Python SDK -> ``jaeger_exporter.JaegerCollectorGrpcExporter``
+  -> the collector's Jaeger-native gRPC receiver (``jaeger.api_v2.CollectorService/PostSpans``) ->
+  ``--grpc-storage.server`` = our server with the streaming span writer offered (the default).
+* ``otlp-unary``: OpenTelemetry Python SDK -> the collector's OTLP/gRPC receiver -> our server started
+  with ``--v1-streaming-writer false``, so the collector writes with unary ``WriteSpan``.
+
+OTLP into the collector with the streaming writer is not a set-up: jaeger-collector v1.76.0 writes
+OTLP-received spans with the OTLP request's context, which its pooled streaming writer keeps using after
+the request has finished, and loses spans (docs/e2e.md, "Scenario 1").
+
+Everything is read back through jaeger-query's HTTP API, which reads through our server's storage API v1
+reader.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
-from conftest import Backend, jaeger_binary
+from conftest import Backend, jaeger_binary, start_backend
 from harness import (
     BACKEND,
     DB,
@@ -20,6 +33,7 @@ from harness import (
     SERVICES,
     DataSet,
     Process,
+    ProcessDied,
     free_port,
     http_get,
     http_ok,
@@ -27,13 +41,45 @@ from harness import (
     send_dataset,
     trace_labels_of,
 )
+from jaeger_exporter import JaegerCollectorGrpcExporter
 
 POLL_TIMEOUT = 60.0
 
 
+@dataclass(frozen=True)
+class Setup:
+    id: str
+    ingest: str  # "jaeger-grpc": PostSpans to the collector's gRPC port; "otlp": its OTLP/gRPC receiver
+    v1_streaming_writer: bool  # what our server offers in PluginCapabilities
+    transport: str  # the label our server counts the collector's writes under (spans_received_total)
+
+
+SETUPS = (
+    Setup("jaeger-grpc-streaming", "jaeger-grpc", True, "jaeger_v1_stream"),
+    Setup("otlp-unary", "otlp", False, "jaeger_v1"),
+    Setup("otlp-streaming-BUG", "otlp", True, "jaeger_v1_stream"),
+)
+V1_TRANSPORTS = ("jaeger_v1", "jaeger_v1_stream")
+
+
+@pytest.fixture(scope="module", params=SETUPS, ids=lambda setup: setup.id)
+def setup(request: pytest.FixtureRequest) -> Setup:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def backend(setup: Setup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """A fresh backend (empty database) per set-up; overrides conftest's ``backend``."""
+    b = start_backend(tmp_path_factory.mktemp(f"backend-{setup.id}"), v1_streaming_writer=setup.v1_streaming_writer)
+    yield b
+    b.stop()
+
+
 class JaegerV1:
-    def __init__(self, query_url: str, otlp_grpc_port: int, collector_admin_url: str, processes: list[Process]):
+    def __init__(self, query_url: str, collector_grpc_port: int, otlp_grpc_port: int, collector_admin_url: str,
+                 processes: list[Process]):
         self.query_url = query_url
+        self.collector_grpc_port = collector_grpc_port
         self.otlp_grpc_port = otlp_grpc_port
         self.collector_admin_url = collector_admin_url
         self.processes = processes
@@ -48,8 +94,8 @@ class JaegerV1:
 
 
 @pytest.fixture(scope="module")
-def jaeger_v1(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JaegerV1]:
-    logs = tmp_path_factory.mktemp("jaeger-v1")
+def jaeger_v1(setup: Setup, backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JaegerV1]:
+    logs = tmp_path_factory.mktemp(f"jaeger-v1-{setup.id}")
     storage_flags = [f"--grpc-storage.server={backend.grpc_addr}", "--grpc-storage.tls.enabled=false"]
     env = {"SPAN_STORAGE_TYPE": "grpc"}
     c_admin, c_grpc, c_http, otlp_grpc, otlp_http = (free_port() for _ in range(5))
@@ -80,26 +126,30 @@ def jaeger_v1(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Ite
         query.wait_ready(lambda: http_ok(f"http://127.0.0.1:{q_admin}/"), timeout=60, what="admin health 200")
         query.wait_ready(lambda: http_ok(f"http://127.0.0.1:{q_http}/api/services"), timeout=60,
                          what="/api/services 200")
-        yield JaegerV1(f"http://127.0.0.1:{q_http}", otlp_grpc, f"http://127.0.0.1:{c_admin}", procs)
+        yield JaegerV1(f"http://127.0.0.1:{q_http}", c_grpc, otlp_grpc, f"http://127.0.0.1:{c_admin}", procs)
     finally:
         for p in reversed(procs):
             p.stop()
 
 
 @pytest.fixture(scope="module")
-def data(jaeger_v1: JaegerV1) -> DataSet:
-    ds = send_dataset(jaeger_v1.otlp_grpc_port)
+def data(setup: Setup, jaeger_v1: JaegerV1) -> DataSet:
+    if setup.ingest == "jaeger-grpc":
+        endpoint = f"127.0.0.1:{jaeger_v1.collector_grpc_port}"
+        ds = send_dataset(exporter_factory=lambda: JaegerCollectorGrpcExporter(endpoint, timeout=10))
+    else:
+        ds = send_dataset(jaeger_v1.otlp_grpc_port)
     checkout = ds.traces["checkout"]
 
     def all_visible():
+        for p in jaeger_v1.processes:
+            p.check_alive()
         r = http_get(jaeger_v1.query_url, "/api/traces", {"service": FRONTEND, "limit": 100})
         n_front = len(r.json()["data"] or []) if r.status == 200 else -1
         t = http_get(jaeger_v1.query_url, f"/api/traces/{checkout}")
         n_spans = len(t.json()["data"][0]["spans"]) if t.status == 200 else -1
         return (n_front, n_spans) == (5, 5) or (False, n_front, n_spans)
 
-    for p in jaeger_v1.processes:
-        p.check_alive()
     try:
         _poll(all_visible, "5 frontend traces and the 5-span checkout trace through jaeger-query")
     except AssertionError as exc:
@@ -110,15 +160,28 @@ def data(jaeger_v1: JaegerV1) -> DataSet:
 def _poll(fn, what: str):
     deadline = time.monotonic() + POLL_TIMEOUT
     last = None
-    while time.monotonic() < deadline:
+    while True:
         try:
             last = fn()
             if last is True:
                 return True
+        except ProcessDied:
+            raise
         except Exception as exc:  # not there yet
             last = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {POLL_TIMEOUT:.0f}s waiting for {what}; last: {last!r}")
         time.sleep(1)
-    raise AssertionError(f"timed out after {POLL_TIMEOUT:.0f}s waiting for {what}; last: {last!r}")
+
+
+_SPANS_RECEIVED = re.compile(r'^cnosdb_jaeger_spans_received_total\{transport="([^"]*)"\} (\S+)$', re.MULTILINE)
+
+
+def spans_received(admin_url: str) -> dict[str, float]:
+    """Our server's ``cnosdb_jaeger_spans_received_total`` by transport, from its admin ``/metrics``."""
+    r = http_get(admin_url, "/metrics")
+    assert r.status == 200, (r.status, r.body[:500])
+    return {transport: float(value) for transport, value in _SPANS_RECEIVED.findall(r.body.decode())}
 
 
 def _search(jq: JaegerV1, **params) -> list[dict]:
@@ -346,3 +409,19 @@ def test_backend_admin_endpoints(backend: Backend, data: DataSet):
     r = http_get(backend.admin_url, "/metrics")
     assert r.status == 200
     assert r.body.strip(), "empty /metrics"
+
+
+def test_collector_used_the_expected_v1_writer(setup: Setup, backend: Backend, jaeger_v1: JaegerV1,
+                                               data: DataSet):
+    """The streaming writer when our server offers it, unary WriteSpan when ``--v1-streaming-writer false``."""
+    if backend.admin_url is None:
+        pytest.skip("only our server counts received spans by transport")
+    received = spans_received(backend.admin_url)
+    by_v1 = {t: received.get(t, 0.0) for t in V1_TRANSPORTS}
+    # Every one of the 9 spans went through the expected writer, and none through the other one.
+    assert by_v1[setup.transport] >= len(data.spans), received
+    assert all(n == 0 for t, n in by_v1.items() if t != setup.transport), received
+    # ... and the collector saw no failed write.
+    failed = [ln for ln in jaeger_v1.collector_write_stats().splitlines()
+              if 'result="err"' in ln and float(ln.rsplit(" ", 1)[1]) != 0]
+    assert failed == [], failed

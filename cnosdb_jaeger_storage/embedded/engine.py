@@ -24,7 +24,7 @@ from .catalog import DEFAULT_DATABASE, DEFAULT_TENANT, NS_PER, Database, Databas
 from .line_protocol import LpTable
 from .sql_text import single_statement
 from .statements import run_command
-from .table import TAG, Chunk, Table, conform
+from .table import TAG, Chunk, Table, conform, query_view
 
 CHECKPOINT_WAL_BYTES = 64 << 20
 EXPIRE_EVERY_NS = 10 * 10**9
@@ -163,9 +163,10 @@ class Engine:
         with self.lock:
             ctx = self.session(tenant, database)
         try:
-            return ctx.sql_with_options(sql, _QUERY_OPTIONS).to_arrow_table()
+            result = ctx.sql_with_options(sql, _QUERY_OPTIONS).to_arrow_table()
         except Exception as e:  # DataFusion raises plain Exceptions carrying its error text
             raise errors.datafusion(str(e)) from None
+        return _plain(result)
 
     def session(self, tenant: str, database: str) -> SessionContext:
         """The database's SessionContext with every changed table re-registered (caller holds the lock)."""
@@ -180,7 +181,8 @@ class Engine:
                 continue
             if name in state.versions:
                 state.ctx.deregister_table(name)
-            batches = table.batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+            batches = table.query_batches() or [query_view(pa.RecordBatch.from_pylist([], schema=table.schema),
+                                                            table.tags())]
             parts = [batches[i::2] for i in range(min(2, len(batches)))]
             state.ctx.register_record_batches(name, parts)
             state.versions[name] = version
@@ -267,3 +269,29 @@ def _convert_times(times: pa.Array | pa.ChunkedArray, precision: str, unit: str)
         return pc.divide(times, dst // src)
     except pa.ArrowInvalid:
         raise errors.coordinator_common("timestamp overflow") from None
+
+
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    """`t` with string views (how tags are scanned, see `Table.query_batches`) as plain strings."""
+    if t == pa.string_view():
+        return pa.string()
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        inner = _plain_type(t.value_type)
+        if inner == t.value_type:
+            return t
+        field = t.value_field.with_type(inner)
+        if pa.types.is_fixed_size_list(t):
+            return pa.list_(field, t.list_size)
+        return pa.large_list(field) if pa.types.is_large_list(t) else pa.list_(field)
+    if pa.types.is_struct(t):
+        fields = [t.field(i).with_type(_plain_type(t.field(i).type)) for i in range(t.num_fields)]
+        return pa.struct(fields)
+    if pa.types.is_dictionary(t) and t.value_type == pa.string_view():
+        return pa.dictionary(t.index_type, pa.string())
+    return t
+
+
+def _plain(result: pa.Table) -> pa.Table:
+    schema = result.schema
+    plain = pa.schema([f.with_type(_plain_type(f.type)) for f in schema], metadata=schema.metadata)
+    return result if plain.equals(schema) else result.cast(plain)
