@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +220,10 @@ def test_cli_reports_a_bad_option_and_exits_2() -> None:
                             timeout=60, env={**os.environ, "CNOSDB_JAEGER_BATCH_SIZE": "0"}, check=False)
     assert result.returncode == 2
     assert result.stderr == "cnosdb-jaeger-storage: --batch-size must be at least 1\n"
+
+
+def test_readme_documents_every_option() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [f.name for f in dataclasses.fields(Config)
+               if f"`--{f.name.replace('_', '-')}`" not in readme or f"`CNOSDB_JAEGER_{f.name.upper()}`" not in readme]
+    assert missing == []
