@@ -1,6 +1,6 @@
-"""Jaeger's search cases for spans that arrive by the other write paths, with cnosdb-lite in its own process:
+"""Jaeger's search cases for every write path, with cnosdb-lite in its own process (a CnosDB over HTTP):
 
-- OTLP/HTTP `POST /v1/traces` of this server: the traces read back exactly;
+- Jaeger v1 `WriteSpanStream` and OTLP/HTTP `POST /v1/traces` of this server: the traces read back exactly;
 - CnosDB's native `POST /api/v1/traces` (cnosdb-lite playing CnosDB): every value is stored as a string
   there, so the search must find the same traces, compared by trace and span IDs.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import pytest
 from harness import RunningServer, cnosdb_lite_process, running_server, server_config
-from test_conformance_v1 import QUERIES, SEARCH_FIXTURES, find_traces, fixture, normalized, query_of
+from test_conformance_v1 import QUERIES, SEARCH_FIXTURES, find_traces, fixture, normalized, query_of, write_stream
 
 from cnosdb_jaeger_storage.jaeger_otlp import jaeger_spans_to_resource_spans
 from cnosdb_jaeger_storage.proto import trace_service_pb2
@@ -44,6 +44,14 @@ def otlp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterable[RunningSer
 
 
 @pytest.fixture(scope="module")
+def jaeger_v1_server(tmp_path_factory: pytest.TempPathFactory) -> Iterable[RunningServer]:
+    data = tmp_path_factory.mktemp("v1")
+    with cnosdb_lite_process(data / "lite") as url, running_server(server_config(data, cnosdb_url=url)) as s:
+        write_stream(s, (span for name in SEARCH_FIXTURES for span in fixture(name).spans))
+        yield s
+
+
+@pytest.fixture(scope="module")
 def native_server(tmp_path_factory: pytest.TempPathFactory) -> Iterable[RunningServer]:
     data = tmp_path_factory.mktemp("native")
     with cnosdb_lite_process(data / "lite") as url, running_server(server_config(data, cnosdb_url=url)) as s:
@@ -58,9 +66,10 @@ def ids(traces: Iterable[Iterable]) -> list[list[tuple[bytes, bytes]]]:
     return sorted(sorted((s.trace_id, s.span_id) for s in trace) for trace in traces)
 
 
+@pytest.mark.parametrize("path", ["jaeger_v1_server", "otlp_server"])
 @pytest.mark.parametrize("case", QUERIES, ids=[c["Caption"] for c in QUERIES])
-def test_search_over_otlp_written_spans_returns_the_exact_traces(otlp_server: RunningServer, case: dict) -> None:
-    found = find_traces(otlp_server, query_of(case))
+def test_search_returns_the_exact_traces(request: pytest.FixtureRequest, path: str, case: dict) -> None:
+    found = find_traces(request.getfixturevalue(path), query_of(case))
     expected = [fixture(name) for name in case["ExpectedFixtures"]]
     assert sorted(normalized(s) for s in found) == sorted(normalized(t.spans) for t in expected)
 
