@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,11 +64,11 @@ Trace = list[trace_pb2.ResourceSpans]
 
 class TraceStore:
     def __init__(self, client: CnosDBClient, target: Target, writer: BatchWriter,
-                 min_start_ns: Any = None) -> None:
+                 min_start_ns: Callable[[], int] | None = None) -> None:
         self._client = client
         self.target = target
         self._writer = writer
-        self._min_start_ns = min_start_ns  # callable: oldest start time CnosDB still accepts, or None
+        self._min_start_ns = min_start_ns  # the oldest start time CnosDB still accepts, if it has a TTL
 
     # writes
 
@@ -172,7 +171,3 @@ def _group_rows(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]
     for row in rows:
         grouped.setdefault(row[spanrow.TRACE_ID], []).append(row)
     return grouped
-
-
-def now_ns() -> int:
-    return time.time_ns()

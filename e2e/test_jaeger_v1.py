@@ -57,7 +57,6 @@ class Setup:
 SETUPS = (
     Setup("jaeger-grpc-streaming", "jaeger-grpc", True, "jaeger_v1_stream"),
     Setup("otlp-unary", "otlp", False, "jaeger_v1"),
-    Setup("otlp-streaming-BUG", "otlp", True, "jaeger_v1_stream"),
 )
 V1_TRANSPORTS = ("jaeger_v1", "jaeger_v1_stream")
 

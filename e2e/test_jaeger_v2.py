@@ -410,6 +410,7 @@ def test_api_v3_grpc_find_traces(jaeger_v2: JaegerV2, data: DataSet, kwargs, exp
 SUITE_FIXED_PORTS = {"otlp_grpc_port": 4317, "query_grpc_port": 16685, "health_port": 13133,
                      "metrics_port": 8888}
 SUITE_TIMEOUT_S = 1500
+PORTS_GRACE_S = 20
 
 
 def test_jaeger_storage_integration_suite(tmp_path: Path):
@@ -426,7 +427,13 @@ def test_jaeger_storage_integration_suite(tmp_path: Path):
         pytest.fail(f"{suite} is missing; build it with `make -C e2e all`", pytrace=False)
     if E2E_BACKEND != "cnosdb":
         pytest.skip("the integration suite needs the purge endpoint of our server")
-    busy = [p for p in SUITE_FIXED_PORTS.values() if not port_is_free(p)]
+    def busy_ports() -> list[int]:
+        return [p for p in SUITE_FIXED_PORTS.values() if not port_is_free(p)]
+
+    # A process of an earlier run may still be letting go of them: give it a bounded grace period.
+    deadline = time.monotonic() + PORTS_GRACE_S
+    while (busy := busy_ports()) and time.monotonic() < deadline:
+        time.sleep(1)
     if busy:
         pytest.fail(f"Jaeger's integration suite needs the fixed ports {busy} on 127.0.0.1, but they are in use",
                     pytrace=False)
