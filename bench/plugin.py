@@ -1,6 +1,7 @@
-"""End-to-end benchmark of the plugin server: ingest throughput and server CPU per span (OTLP/HTTP,
-Jaeger v1 WriteSpanStream, OTLP/gRPC Export), then query latency over N stored spans, bytes per span on
-disk and peak RSS. Prints figures only, no asserts.
+"""End-to-end benchmark of the plugin server: ingest rate, server CPU per span, query latency, disk, RSS.
+
+Ingest through OTLP/HTTP, OTLP/gRPC Export and Jaeger v1 WriteSpanStream; then query latency over N
+stored spans, bytes per span on disk and peak RSS. Prints figures only, no asserts.
 
 The server (`cnosdb-jaeger-storage`) and the database (`cnosdb-lite`) run as two subprocesses on loopback,
 so that the CPU each spends is read apart from /proc/<pid>/stat (utime + stime) and the load generator's

@@ -15,7 +15,6 @@ Output is exactly what `spanrow` reads back: value texts from `spanrow.attribute
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -63,10 +62,10 @@ _STATUS = {number: _tag(col.STATUS_CODE) + lp_tag_value(name)
            for name, number in trace_pb2.Status.StatusCode.items() if number}
 
 # Types JSON pieces, already escaped for a line-protocol string: `\"key\":\"int\"`.
-_T_INT = ':\\"int\\"'
-_T_BOOL = ':\\"bool\\"'
-_T_DOUBLE = ':\\"double\\"'
-_T_OTHER = {col.TYPE_BYTES: ':\\"bytes\\"', col.TYPE_ARRAY: ':\\"array\\"', col.TYPE_KVLIST: ':\\"kvlist\\"'}
+_T_INT = col.TYPE_INT
+_T_BOOL = col.TYPE_BOOL
+_T_DOUBLE = col.TYPE_DOUBLE
+_T_OTHER = {t: t for t in (col.TYPE_BYTES, col.TYPE_ARRAY, col.TYPE_KVLIST)}
 
 
 def _escape_string(value: str) -> str:
@@ -84,7 +83,7 @@ class _Level:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.keys: dict[str, str] = {}
-        self.types_head = _field(prefix + col.ATTRIBUTE_TYPES) + '"{'
+        self.types_head = _field(prefix + col.ATTRIBUTE_TYPES) + '"'
         self.dropped = _field(prefix + col.DROPPED_ATTRIBUTES)
         self.time = _field(prefix + col.EVENT_TIME)
         self.exact_time = _field(prefix + col.EVENT_TIME_EXACT)
@@ -108,7 +107,7 @@ _type_keys: dict[str, str] = {}
 def _type_key(key: str) -> str:
     if len(_type_keys) >= _CACHE_LIMIT:
         _type_keys.clear()
-    fragment = _type_keys[key] = _escape_string(json.dumps(key, ensure_ascii=False))
+    fragment = _type_keys[key] = col.type_key(key)
     return fragment
 
 
@@ -152,7 +151,7 @@ def _attributes(attributes: Any, level: _Level, parts: list[str]) -> None:
         else:
             types.append((_type_keys.get(key) or _type_key(key)) + type_)
     if types is not None:
-        append(f'{level.types_head}{",".join(types)}}}"')
+        append(f'{level.types_head}{",".join(types)}"')
 
 
 _double_text = col.double_text
@@ -236,8 +235,7 @@ def _other_attributes(attributes: Any, prefix: str, skip: str | None = None) -> 
         if type_:
             types.setdefault(kv.key, type_)
     if types:
-        parts.append(_field(prefix + col.ATTRIBUTE_TYPES)
-                     + lp_field_string(json.dumps(types, ensure_ascii=False, separators=(",", ":"))))
+        parts.append(_field(prefix + col.ATTRIBUTE_TYPES) + lp_field_string(col.encode_types(types.items())))
     return "".join(parts), lp_tag_value(tag) if tag else ""
 
 

@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, unquote
 
 from google.protobuf import json_format
 from opentelemetry.proto.common.v1 import common_pb2
@@ -233,16 +234,30 @@ def _class_of(column: str) -> tuple[int, int, str]:
 _types_cache: dict[str, dict[str, str]] = {}
 
 
+def encode_types(types: Iterable[tuple[str, str]]) -> str:
+    """(key, type) pairs as an `attribute_types` cell: `http.status_code=int,cached=bool`.
+
+    Keys are percent-encoded, so the text holds no quote or backslash: line protocol carries it unescaped,
+    which keeps every span line on CnosDB's fast parsing path.
+    """
+    return ",".join(f"{type_key(key)}{type_}" for key, type_ in types)
+
+
+def type_key(key: str) -> str:
+    """`key=` as an `attribute_types` entry starts."""
+    return quote(key, safe="") + "="
+
+
 def _types(text: Any) -> dict[str, str]:
     """An `attribute_types` cell as a dict; anything unreadable as none (every attribute a string)."""
     found = _types_cache.get(text) if isinstance(text, str) else None
     if found is None:
-        try:
-            parsed = json.loads(text)
-        except (TypeError, ValueError):
-            parsed = None
-        found = {k: v for k, v in parsed.items() if isinstance(v, str)} if isinstance(parsed, dict) else {}
+        found = {}
         if isinstance(text, str):
+            for entry in filter(None, text.split(",")):
+                key, sep, type_ = entry.partition("=")
+                if sep:
+                    found.setdefault(unquote(key), type_)
             if len(_types_cache) > 4096:
                 _types_cache.clear()
             _types_cache[text] = found

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -43,10 +44,50 @@ def default_jaeger_bin_dir() -> Path:
     return Path(cache) / "cnosdb-jaeger-storage" / f"jaeger-{JAEGER_VERSION}"
 
 
+_handed_out: set[int] = set()
+_LOWEST_PORT = 20000  # above Jaeger's fixed ports (scenario 3) and the usual well-known ones
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def free_port() -> int:
+    """A 127.0.0.1 port that nothing listens on, never handed out before in this session.
+
+    Two races made a plain ``bind(port 0)`` flaky: the kernel may return the same port again once the probe
+    socket is closed (two flags of one process then got the same port), and any outgoing connection may take
+    it as its source port before the process under test binds it.  So ports are taken below the kernel's
+    ephemeral range when there is room (outgoing connections never use those), and never twice.
+    """
+    low = _ephemeral_low()
+    if low - _LOWEST_PORT >= 2000:
+        for _ in range(2000):
+            port = random.randint(_LOWEST_PORT, low - 1)
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free loopback port found")
+
+
+def _bindable(port: int) -> bool:
+    """Strict check (no SO_REUSEADDR): not even a connection in TIME_WAIT holds the port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def port_is_free(port: int) -> bool:

@@ -218,7 +218,7 @@ GOLDEN = {
         f'{P}kind="SPAN_KIND_CLIENT",{P}end_time_unix_nano={T0 + 1500},{P}duration_nano=1500,'
         f'{P}attributes/http.method="GET",{P}attributes/http.status_code="200",{P}attributes/error="true",'
         f'{P}attributes/ratio="0.25",'
-        f'{P}attribute_types="{{\\"http.status_code\\":\\"int\\",\\"error\\":\\"bool\\",\\"ratio\\":\\"double\\"}}",'
+        f'{P}attribute_types="http.status_code=int,error=bool,ratio=double",'
         f'{P}Status/message="boom",{P}flags=1 {T0}',
     ),
     "event-link-resource-scope": (
@@ -244,13 +244,13 @@ GOLDEN = {
         f'{P}kind="SPAN_KIND_SERVER",{P}end_time_unix_nano={T0 + 1500},{P}duration_nano=1500,'
         f'{P}Event_0/time_unix_nano={T0 + 10},{P}Event_0/time_unix_nano_exact={T0 + 10}i,'
         f'{P}Event_0/name="log",{P}Event_0/attributes/n="1",'
-        f'{P}Event_0/attribute_types="{{\\"n\\":\\"int\\"}}",'
+        f'{P}Event_0/attribute_types="n=int",'
         f'{P}Link_0/trace_id="000102030405060708090a0b0c0d0e0f",{P}Link_0/span_id="090a0b0c0d0e0f10",'
         f'{P}Link_0/trace_state="a=b",{P}Link_0/attributes/opentracing.ref_type="follows_from",'
         f"{P}Link_0/flags=257,"
         f"{P}dropped_attributes_count=1,{P}dropped_events_count=2,{P}dropped_links_count=3,"
         f'ResourceSpans/Resource/attributes/host="h1",ResourceSpans/Resource/attributes/pid="7",'
-        f'ResourceSpans/Resource/attribute_types="{{\\"pid\\":\\"int\\"}}",'
+        f'ResourceSpans/Resource/attribute_types="pid=int",'
         f"ResourceSpans/Resource/dropped_attributes_count=2,"
         f'ResourceSpans/schema_url="https://opentelemetry.io/schemas/1.21.0",'
         f'ResourceSpans/ScopeSpans/InstrumentationScope/attributes/s="x",'

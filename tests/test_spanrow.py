@@ -232,12 +232,12 @@ def test_typed_attributes_and_stored_names():
         f"{S}attributes/ok": "false",
         f"{S}attributes/raw": "AAE=",
         f"{S}attributes/line\\'key": "v",  # key "line\nkey"
-        f"{S}attribute_types": '{"code":"int","ok":"bool","raw":"bytes","missing":"int"}',
+        f"{S}attribute_types": "code=int,ok=bool,raw=bytes,missing=int",
         f"{S}Event_0/time_unix_nano": 1.0,
         f"{S}Event_0/attributes/x": "1.5",
-        f"{S}Event_0/attribute_types": '{"x":"double"}',
+        f"{S}Event_0/attribute_types": "x=double",
         "ResourceSpans/Resource/attributes/port": "8080",
-        "ResourceSpans/Resource/attribute_types": '{"port":"int"}',
+        "ResourceSpans/Resource/attribute_types": "port=int",
     }
     (rs,) = rows_to_resource_spans([row])
     assert [(a.key, a.value) for a in rs.resource.attributes] == [
@@ -253,8 +253,8 @@ def test_typed_attributes_and_stored_names():
     assert span.events[0].attributes[0].value == common_pb2.AnyValue(double_value=1.5)
 
 
-@pytest.mark.parametrize("types", ["not json", "[1,2]", '{"code": 5}', "null"],
-                         ids=["not-json", "list", "non-string-type", "null"])
+@pytest.mark.parametrize("types", ["not types", "code", "other=int", 5, "code=nonsense"],
+                         ids=["no-entries", "no-type", "other-key", "not-text", "unknown-type"])
 def test_unreadable_types_column_reads_strings(types):
     row = {"time": T0, f"{S}attributes/code": "200", f"{S}attribute_types": types}
     (rs,) = rows_to_resource_spans([row])
@@ -282,3 +282,13 @@ def test_nulls_and_unknown_columns_are_ignored():
 
 def test_no_rows():
     assert rows_to_resource_spans([]) == []
+
+
+@pytest.mark.parametrize("key", ["a=b", "a,b", "100%", 'q"uote', "back\\slash", "new\nline", "ü", ""],
+                         ids=["equals", "comma", "percent", "quote", "backslash", "newline", "unicode", "empty"])
+def test_attribute_types_cell_carries_any_key_without_quotes_or_backslashes(key):
+    cell = col.encode_types([(key, "int"), ("other", "bool")])
+    assert '"' not in cell and "\\" not in cell
+    row = {"time": T0, col.attribute_column(col.SPAN_ATTRIBUTES, key): "7", f"{S}attribute_types": cell}
+    (rs,) = rows_to_resource_spans([row])
+    assert rs.scope_spans[0].spans[0].attributes[0].value == common_pb2.AnyValue(int_value=7)
