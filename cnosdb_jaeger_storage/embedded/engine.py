@@ -181,8 +181,7 @@ class Engine:
                 continue
             if name in state.versions:
                 state.ctx.deregister_table(name)
-            batches = table.query_batches() or [query_view(pa.RecordBatch.from_pylist([], schema=table.schema),
-                                                            table.tags())]
+            batches = table.query_batches() or [query_view(pa.RecordBatch.from_pylist([], schema=table.schema))]
             parts = [batches[i::2] for i in range(min(2, len(batches)))]
             state.ctx.register_record_batches(name, parts)
             state.versions[name] = version
@@ -272,7 +271,7 @@ def _convert_times(times: pa.Array | pa.ChunkedArray, precision: str, unit: str)
 
 
 def _plain_type(t: pa.DataType) -> pa.DataType:
-    """`t` with string views (how tags are scanned, see `Table.query_batches`) as plain strings."""
+    """`t` with string views (how string columns are scanned, see `Table.query_batches`) as plain strings."""
     if t == pa.string_view():
         return pa.string()
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
