@@ -171,7 +171,8 @@ class Table:
     def expire(self, cutoff: int) -> bool:
         """Drop rows older than `cutoff` (time unit of the table); True if anything was dropped."""
         old = [c for c in self.chunks if c.tmin < cutoff]
-        old_mem = any(pc.min(b.column("time").cast(pa.int64())).as_py() < cutoff for b in self.memtable)
+        old_mem = any(b.num_rows and pc.min(b.column("time").cast(pa.int64())).as_py() < cutoff
+                      for b in self.memtable)  # an upsert may have emptied a batch
         if not old and not old_mem:
             return False
         rows = pa.Table.from_batches([b for c in self.chunks for b in [c.batch]] + self.memtable, self.schema)

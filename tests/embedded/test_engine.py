@@ -252,3 +252,16 @@ def test_restart_replays_wal_and_ddl(tmp_path: Path, clock: Clock) -> None:
     assert q(e, "SELECT t FROM m", "d2") == [{"t": "b"}]
     assert q(e, "SELECT f FROM x") == [{"f": 1.0}]
     e.close()
+
+
+def test_rewriting_the_same_row_then_closing_a_database_with_ttl(tmp_path: Path, clock: Clock) -> None:
+    """An upsert of the only memtable row leaves an empty batch that TTL expiry at close must step over."""
+    engine = Engine(tmp_path / "data", now_ns=clock)
+    engine.execute("cnosdb", "public", "CREATE DATABASE d WITH TTL '7d'")
+    line = f"m,t=a f=1i {clock()}"
+    engine.write_lines("cnosdb", "d", line)
+    engine.write_lines("cnosdb", "d", line)
+    engine.close()
+    reopened = Engine(tmp_path / "data", now_ns=clock)
+    assert reopened.execute("cnosdb", "d", "SELECT count(*) AS n FROM m").to_pylist() == [{"n": 1}]
+    reopened.close()
