@@ -75,25 +75,45 @@ def _kv_json(kv: model_pb2.KeyValue) -> dict[str, Any]:
     return {"key": kv.key, "type": _VALUE_TYPES.get(kv.v_type, "string"), "value": value}
 
 
+def _kv_order(kv: model_pb2.KeyValue) -> tuple[Any, ...]:
+    """Jaeger's `KeyValue.Compare`: by key, then value type, then the value fields in proto order."""
+    return (kv.key, kv.v_type, kv.v_str, kv.v_bool, kv.v_int64, kv.v_float64, kv.v_binary)
+
+
+def _sorted_tags(kvs: Any) -> list[dict[str, Any]]:
+    return [_kv_json(kv) for kv in sorted(kvs, key=_kv_order)]
+
+
+def _sorted_log_fields(fields: Any) -> list[dict[str, Any]]:
+    """As Jaeger's `SortTagsAndLogFields` adjuster: the (first, string) `event` field first, the rest sorted."""
+    fields = list(fields)
+    event = next((i for i, f in enumerate(fields) if f.key == "event" and f.v_type == model_pb2.STRING), None)
+    first = [fields.pop(event)] if event is not None else []
+    return [_kv_json(kv) for kv in first + sorted(fields, key=_kv_order)]
+
+
 def trace_json(spans: list[model_pb2.Span]) -> dict[str, Any]:
-    """One trace in the Jaeger UI model, processes deduplicated as p1, p2, ..."""
-    processes: dict[bytes, str] = {}
+    """One trace in the Jaeger UI model, processes deduplicated as p1, p2, ...
+
+    Tags, process tags and log fields are in the order jaeger-query's `SortTagsAndLogFields` adjuster gives them.
+    """
+    processes: dict[str, str] = {}
     process_json: dict[str, Any] = {}
     spans_json = []
     for span in spans:
-        key = span.process.SerializeToString(deterministic=True)
+        process = {"serviceName": span.process.service_name, "tags": _sorted_tags(span.process.tags)}
+        key = json.dumps(process)
         if key not in processes:
             processes[key] = f"p{len(processes) + 1}"
-            process_json[processes[key]] = {"serviceName": span.process.service_name,
-                                            "tags": [_kv_json(t) for t in span.process.tags]}
+            process_json[processes[key]] = process
         item: dict[str, Any] = {
             "traceID": _id_hex(span.trace_id), "spanID": span.span_id.hex(),
             "operationName": span.operation_name,
             "references": [{"refType": _REF_TYPES.get(r.ref_type, "CHILD_OF"), "traceID": _id_hex(r.trace_id),
                             "spanID": r.span_id.hex()} for r in span.references],
             "startTime": span.start_time.ToMicroseconds(), "duration": span.duration.ToMicroseconds(),
-            "tags": [_kv_json(t) for t in span.tags],
-            "logs": [{"timestamp": log_.timestamp.ToMicroseconds(), "fields": [_kv_json(f) for f in log_.fields]}
+            "tags": _sorted_tags(span.tags),
+            "logs": [{"timestamp": log_.timestamp.ToMicroseconds(), "fields": _sorted_log_fields(log_.fields)}
                      for log_ in span.logs],
             "processID": processes[key], "warnings": list(span.warnings) or None,
         }
@@ -192,11 +212,13 @@ class QueryHttpApi:
 
     async def _services(self, request: web.Request, store: TraceStore) -> web.Response:
         services = await store.services()
-        return _json_response(envelope(services, len(services)))
+        # `null`, not `[]`, when there are none: Jaeger passes on the storage API's empty (nil) list as is.
+        return _json_response(envelope(services or None, len(services)))
 
     async def _service_operations(self, request: web.Request, store: TraceStore) -> web.Response:
         names = sorted({name for name, _ in await store.operations(request.match_info["service"])})
-        return _json_response(envelope(names, len(names)))
+        # `null` when there are none, as Jaeger's getUniqueOperationNames (a nil slice appended to).
+        return _json_response(envelope(names or None, len(names)))
 
     async def _operations(self, request: web.Request, store: TraceStore) -> web.Response:
         service = request.query.get("service", "")

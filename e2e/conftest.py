@@ -64,6 +64,7 @@ class Backend:
     admin_url: str | None = None
     purge_url: str | None = None
     otlp_http_url: str | None = None
+    query_http_url: str | None = None  # our own Jaeger query HTTP API (``--query-http-addr``), when asked for
     processes: list[Process] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -71,12 +72,17 @@ class Backend:
             proc.stop()
 
 
-def start_backend(workdir: Path, *, purge: bool = False, v1_streaming_writer: bool = True) -> Backend:
+def start_backend(workdir: Path, *, purge: bool = False, v1_streaming_writer: bool = True,
+                  query_http: bool = False) -> Backend:
     """Start the storage backend selected by E2E_BACKEND on free loopback ports and wait for it.
 
     ``v1_streaming_writer=False`` starts our server with ``--v1-streaming-writer false``: its storage API v1
     capabilities then say ``streamingSpanWriter=false`` and a jaeger-collector 1.x writes with unary
     ``WriteSpan``.  Jaeger's own remote-storage ignores it (it offers no streaming writer at all).
+
+    ``query_http=True`` also serves our own Jaeger query HTTP API (``--query-http-addr``) on a free port, as
+    ``Backend.query_http_url``; it is ready when ``/api/services`` returns 200.  Jaeger's remote-storage has
+    no such API: ``query_http_url`` stays ``None`` there.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     if E2E_BACKEND == "jaeger-remote-storage":
@@ -130,12 +136,19 @@ def start_backend(workdir: Path, *, purge: bool = False, v1_streaming_writer: bo
             purge_port = free_port()
             argv += ["--purge-addr", f"127.0.0.1:{purge_port}"]
             backend.purge_url = f"http://127.0.0.1:{purge_port}/purge"
+        if query_http:
+            query_http_port = free_port()
+            argv += ["--query-http-addr", f"127.0.0.1:{query_http_port}"]
+            backend.query_http_url = f"http://127.0.0.1:{query_http_port}"
         server = Process("cnosdb-jaeger-storage", argv, workdir).start()
         backend.processes.append(server)
         server.wait_ready(lambda: grpc_health_serving(backend.grpc_addr), timeout=STARTUP_TIMEOUT,
                           what="gRPC health SERVING")
         server.wait_ready(lambda: http_ok(f"{backend.admin_url}/healthz"), timeout=STARTUP_TIMEOUT,
                           what="admin /healthz 200")
+        if backend.query_http_url:
+            server.wait_ready(lambda: http_ok(f"{backend.query_http_url}/api/services"), timeout=STARTUP_TIMEOUT,
+                              what="query HTTP /api/services 200")
     except BaseException:
         backend.stop()
         raise
