@@ -42,6 +42,12 @@ _MAX_SAFE_INT = 2**53 - 1
 _json_response = functools.partial(web.json_response, dumps=functools.partial(json.dumps, separators=(",", ":")))
 
 
+def _error_response(status: int, message: str) -> web.Response:
+    """Jaeger writes its error envelope through Go's http.Error: text/plain, with a trailing newline."""
+    body = json.dumps(envelope(None, errors=[{"code": status, "msg": message}]), separators=(",", ":")) + "\n"
+    return web.Response(text=body, status=status, content_type="text/plain", charset="utf-8")
+
+
 def go_duration_ns(text: str, name: str) -> int:
     """'1.5ms' → 1500000, as Go's time.ParseDuration."""
     parts = _GO_DURATION.findall(text)
@@ -207,7 +213,7 @@ class QueryHttpApi:
                 status, message = status_of(exc)
                 if status >= 500:
                     log.warning("query request failed path=%s error=%r", request.path, message)
-                return _json_response(envelope(None, errors=[{"code": status, "msg": message}]), status=status)
+                return _error_response(status, message)
         return run
 
     async def _services(self, request: web.Request, store: TraceStore) -> web.Response:
@@ -249,7 +255,7 @@ class QueryHttpApi:
                                       start * 1000 if start is not None else None,
                                       end * 1000 if end is not None else None)
         if not trace:
-            return _json_response(envelope(None, errors=[{"code": 404, "msg": "trace not found"}]), status=404)
+            return _error_response(404, "trace not found")
         return _json_response(envelope([trace_json(resource_spans_to_jaeger(trace))]))
 
     async def _dependencies(self, request: web.Request, store: TraceStore) -> web.Response:

@@ -22,7 +22,7 @@ from harness import RunningServer, running_server, server_config
 from cnosdb_jaeger_storage.proto import trace_pb2, trace_service_pb2
 
 MINUTE_NS = 60 * 10**9
-NOT_FOUND_BODY = b'{"data":null,"total":0,"limit":0,"offset":0,"errors":[{"code":404,"msg":"trace not found"}]}'
+NOT_FOUND_BODY = b'{"data":null,"total":0,"limit":0,"offset":0,"errors":[{"code":404,"msg":"trace not found"}]}\n'
 # Whole microseconds, an hour ago: every time below is exact in the API's microseconds.
 T0 = (time.time_ns() - 60 * MINUTE_NS) // 1000 * 1000
 
@@ -231,6 +231,7 @@ def test_missing_trace_is_404_with_jaegers_exact_body(written, trace_id: str) ->
     response = get(server, f"/api/traces/{trace_id}")
     assert response.status_code == 404
     assert response.content == NOT_FOUND_BODY
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"  # Go's http.Error
 
 
 @pytest.mark.parametrize("trace_id", ["xyz", "0123456789abcdef0123456789abcdef0", "12-34"])
