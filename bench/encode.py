@@ -14,30 +14,19 @@ import time
 from collections.abc import Callable
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from bench.synthetic import SPANS_PER_REQUEST, fill_span, resource_attributes
 from cnosdb_jaeger_storage.lineprotocol import encode_resource_spans
 
-SPANS_PER_REQUEST = 512
 BASE_TIME = 1_700_000_000_000_000_000
-
-
-def _kv(key: str, **value: object) -> common_pb2.KeyValue:
-    return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(**value))
 
 
 def make_request(seed: int) -> bytes:
     """One serialized request: 1 resource, 1 scope, 512 spans (8 per trace, a parent chain)."""
     request = trace_service_pb2.ExportTraceServiceRequest()
     rs = request.resource_spans.add()
-    rs.resource.attributes.extend([
-        _kv("service.name", string_value=f"service-{seed % 20}"),
-        _kv("host.name", string_value=f"host-{seed % 7}.example.internal"),
-        _kv("service.version", string_value="1.4.2"),
-        _kv("process.pid", int_value=4000 + seed),
-        _kv("telemetry.sdk.language", string_value="python"),
-    ])
+    rs.resource.attributes.extend(resource_attributes(f"service-{seed % 20}", seed))
     ss = rs.scope_spans.add()
     ss.scope.name = "opentelemetry.instrumentation.flask"
     ss.scope.version = "0.45b0"
@@ -55,25 +44,7 @@ def make_request(seed: int) -> bytes:
         span.kind = trace_pb2.Span.SPAN_KIND_SERVER
         span.start_time_unix_nano = BASE_TIME + (seed * SPANS_PER_REQUEST + i) * 1_000_003
         span.end_time_unix_nano = span.start_time_unix_nano + 250_000 + i * 977
-        span.attributes.extend([
-            _kv("http.method", string_value="GET"),
-            _kv("http.url", string_value=f"https://shop.example.com/api/v1/resource/{i % 40}?page={i}"),
-            _kv("http.route", string_value=f"/api/v1/resource/{i % 40}"),
-            _kv("http.status_code", int_value=200 if i % 13 else 500),
-            _kv("net.peer.ip", string_value=f"10.0.{i % 255}.{(i * 7) % 255}"),
-            _kv("user.id", string_value=f"user-{(seed * 31 + i) % 5000}"),
-            _kv("http.response_content_length", int_value=1000 + i),
-            _kv("error", bool_value=i % 13 == 0),
-            _kv("sampling.ratio", double_value=0.25),
-            _kv("thread.name", string_value="worker-3"),
-        ])
-        event = span.events.add()
-        event.time_unix_nano = span.start_time_unix_nano + 1000
-        event.name = "cache.miss"
-        event.attributes.extend([_kv("cache.key", string_value=f"k{i}"), _kv("attempt", int_value=1)])
-        span.status.code = trace_pb2.Status.STATUS_CODE_ERROR if i % 13 == 0 else trace_pb2.Status.STATUS_CODE_OK
-        if i % 13 == 0:
-            span.status.message = "internal error"
+        fill_span(span, i, f"user-{(seed * 31 + i) % 5000}")
     return request.SerializeToString()
 
 

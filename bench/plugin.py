@@ -43,11 +43,11 @@ import aiohttp
 import grpc
 from google.protobuf import timestamp_pb2
 
+from bench.synthetic import SPANS_PER_REQUEST, fill_span, resource_attributes
 from cnosdb_jaeger_storage import query_builder
 from cnosdb_jaeger_storage.jaeger_otlp import resource_spans_to_jaeger
 from cnosdb_jaeger_storage.lineprotocol import encode_resource_spans
 from cnosdb_jaeger_storage.proto import (
-    common_pb2,
     dependency_storage_grpc,
     dependency_storage_pb2,
     storage_v1_grpc,
@@ -58,7 +58,6 @@ from cnosdb_jaeger_storage.proto import (
 )
 from cnosdb_jaeger_storage.proto import storage_v1_pb2 as v1
 
-SPANS_PER_REQUEST = 512
 SPANS_PER_TRACE = 8
 SPANS_PER_GROUP = SPANS_PER_REQUEST * SPANS_PER_TRACE  # 8 requests holding 512 whole traces
 SERVICES = 20
@@ -71,21 +70,11 @@ BIN = Path(sys.executable).parent
 
 # ---- synthetic spans ---------------------------------------------------------------------------------
 
-def _kv(key: str, **value: object) -> common_pb2.KeyValue:
-    return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(**value))
-
-
 def _template(level: int) -> trace_service_pb2.ExportTraceServiceRequest:
     """The parts of a request that do not change between groups: level `level` of 512 traces."""
     request = trace_service_pb2.ExportTraceServiceRequest()
     rs = request.resource_spans.add()
-    rs.resource.attributes.extend([
-        _kv("service.name", string_value="?"),
-        _kv("host.name", string_value=f"host-{level % 7}.example.internal"),
-        _kv("service.version", string_value="1.4.2"),
-        _kv("process.pid", int_value=4000 + level),
-        _kv("telemetry.sdk.language", string_value="python"),
-    ])
+    rs.resource.attributes.extend(resource_attributes("?", level))
     ss = rs.scope_spans.add()
     ss.scope.name = "opentelemetry.instrumentation.flask"
     ss.scope.version = "0.45b0"
@@ -93,24 +82,7 @@ def _template(level: int) -> trace_service_pb2.ExportTraceServiceRequest:
         span = ss.spans.add()
         span.name = f"GET /api/v1/resource/{(i + level) % 40}"
         span.kind = trace_pb2.Span.SPAN_KIND_SERVER if level == 0 else trace_pb2.Span.SPAN_KIND_INTERNAL
-        span.attributes.extend([
-            _kv("http.method", string_value="GET"),
-            _kv("http.url", string_value=f"https://shop.example.com/api/v1/resource/{i % 40}?page={i}"),
-            _kv("http.route", string_value=f"/api/v1/resource/{i % 40}"),
-            _kv("http.status_code", int_value=200 if i % 13 else 500),
-            _kv("net.peer.ip", string_value=f"10.0.{i % 255}.{(i * 7) % 255}"),
-            _kv("user.id", string_value="?"),
-            _kv("http.response_content_length", int_value=1000 + i),
-            _kv("error", bool_value=i % 13 == 0),
-            _kv("sampling.ratio", double_value=0.25),
-            _kv("thread.name", string_value="worker-3"),
-        ])
-        event = span.events.add()
-        event.name = "cache.miss"
-        event.attributes.extend([_kv("cache.key", string_value=f"k{i}"), _kv("attempt", int_value=1)])
-        span.status.code = trace_pb2.Status.STATUS_CODE_ERROR if i % 13 == 0 else trace_pb2.Status.STATUS_CODE_OK
-        if i % 13 == 0:
-            span.status.message = "internal error"
+        fill_span(span, i, "?")
     return request
 
 
