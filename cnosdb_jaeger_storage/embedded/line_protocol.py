@@ -4,6 +4,8 @@ A Python loop per field costs about 0.5 µs, so 30-field lines would top out nea
 
 0. Requests without escapes in which every slice of ~1,000 lines has a single shape (what writers of
    uniform rows send) are cut as a whole, with no per-line Python step at all; see `_uniform`.
+0b. Requests of one table whose lines have many shapes (the plugin's spans: roots and children, events,
+   different attributes), escapes allowed, are pivoted by key with Arrow kernels only; see `_mixed`.
 
 Otherwise lines are grouped by shape and converted a column at a time:
 
@@ -28,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import lp_exact
-from .errors import coordinator_common
+from .errors import CnosDBError, coordinator_common
 from .lp_exact import BOOL, F64, I64, STRING, TAG, U64, Line, LpError
 
 ARROW_TYPES = {TAG: pa.string(), STRING: pa.string(), I64: pa.int64(), U64: pa.uint64(), F64: pa.float64(),
@@ -49,6 +51,17 @@ _INT_RE = r"^[-+]?[0-9]+i$"
 _UINT_RE = r"^\+?[0-9]+u$"
 _SLICE_LINES = 1000
 _BOOL_WORDS = frozenset(("t", "T", "f", "F", "true", "True", "TRUE", "false", "False", "FALSE"))
+_BOOL_ARRAY = pa.array(sorted(_BOOL_WORDS), pa.string())
+_TRUE_ARRAY = pa.array(sorted(w for w in _BOOL_WORDS if w[0] in "tT"), pa.string())
+# Typed scalars: an untyped Python value makes pyarrow infer its type, which tries imports each call.
+_NUL = pa.scalar("\x00", pa.string())
+_ONE = pa.scalar(1, pa.int64())
+_INDEX = [pa.scalar(i, pa.int64()) for i in range(3)]
+_PLACEHOLDERS = "\x01\x02\x03\x04\x05\x06"
+_NAME_TEXT = {"\x01": " ", "\x02": ",", "\x03": "=", "\x04": '\\"', "\x05": "\\\\", "\x06": "\\'"}
+_STRING_TEXT = {"\x04": '"', "\x05": "\\", "\x06": "\\'"}
+_ODD = pa.array([False, True] * 65536 + [False], pa.bool_())      # every second quote-split piece is a string
+_ODD_QUOTES = object()
 _EXPECTED = {TAG: "string", STRING: "string", I64: "i64", U64: "u64", F64: "f64", BOOL: "bool"}
 
 
@@ -98,6 +111,9 @@ def _parse(text: str, default_time: int) -> dict[str, LpTable]:
         uniform = _uniform(text, default_time)
         if uniform is not None:
             return uniform
+        mixed = _mixed(text, default_time)
+        if mixed is not None:
+            return mixed
         groups, escaped = _cut(text)
         parts: dict[str, list] = {}
         for key, g in groups.items():
@@ -247,6 +263,266 @@ def _split_aligned(items: list[str], width: int) -> list[str] | None:
     return flat if len(flat) == len(items) * width else None
 
 
+def _mixed(text: str, default_time: int) -> dict[str, LpTable] | None:
+    """Requests of one table whose lines have many shapes (what the plugin sends): pivoted in Arrow.
+
+    The text is cut into slices of about `_SLICE_LINES` lines (as in `_uniform`), each slice's escapes
+    are lifted to placeholders as in `_cut` (with `str.split`, not a regex), and each slice is cut with
+    Arrow kernels only (`_mixed_cut`): no Python step runs per line or per field.  None when this path
+    cannot take the request (the general path then does); _Fallback for a type conflict.
+    """
+    if "\r" in text or "\x00" in text or "\t" in text or "\x0c" in text:
+        return None
+    escaped = "\\" in text
+    if escaped and any(c in text for c in _PLACEHOLDERS):
+        return None
+    stop = len(text)
+    while stop and text[stop - 1] == "\n":
+        stop -= 1
+    if not stop:
+        return None
+    lines = text.count("\n", 0, stop) + 1
+    step = stop if lines <= _SLICE_LINES * 3 // 2 else stop * _SLICE_LINES // lines
+    parts = []
+    start = 0
+    while start < stop:
+        end = text.find("\n", start + step, stop)
+        if end < 0 or stop - end < step // 2:
+            end = stop
+        while True:                                   # a cut inside a quoted string: take the next line too
+            piece = text[start:end]
+            if escaped:
+                piece = _lift_split(piece)
+                if piece is None:
+                    return None
+            part = _mixed_part(piece, default_time, escaped)
+            if part is not _ODD_QUOTES:
+                break
+            if end >= stop:
+                return None
+            end = text.find("\n", end + 1, stop)
+            if end < 0:
+                end = stop
+        if part is None:
+            return None
+        parts.append(part)
+        start = end + 1
+    if len({table for table, _ in parts}) != 1:
+        return None
+    try:
+        return {parts[0][0]: _assemble([part for _, part in parts])}
+    except CnosDBError:
+        raise _Fallback from None       # a type conflict: the exact path names the first one in the text
+
+
+def _lift_split(text: str) -> str | None:
+    """`_lift_escapes` with `str.split` on backslashes; None where `_lift_escapes` would fall back or
+    leave a backslash (caller checked that no placeholder character is in the text)."""
+    parts = text.split("\\")
+    out = [parts[0]]
+    i, n = 1, len(parts)
+    while i < n:
+        p = parts[i]
+        if p:
+            lifted = _ESCAPES.get(p[0])
+            if lifted is None or lifted == "\x05":
+                return None
+            out.append(lifted)
+            out.append(p[1:])
+            i += 1
+        elif i + 1 < n:                     # `\\`: the next part follows the escaped backslash
+            out.append("\x05")
+            out.append(parts[i + 1])
+            i += 2
+        else:                               # a backslash ends the text
+            return None
+    return "".join(out)
+
+
+def _mixed_part(text: str, default_time: int, escaped: bool) -> tuple[str, tuple] | object | None:
+    try:
+        return _mixed_cut(text, default_time, escaped)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowIndexError):
+        return None
+
+
+def _mixed_cut(text: str, default_time: int, escaped: bool) -> tuple[str, tuple] | object | None:
+    """One slice: lines `table[,k=v...] k=v[,k=v...][ time]` of one table, any tag and field keys.
+
+    Quoted strings are lifted out, lines cut at spaces and commas, every `key=value` token split at its
+    first `=`, and the keys dictionary-encoded (`_pivot`); tokens sorted by key then give each column as
+    a zero-copy slice, scattered to its lines.  Checked as `_convert` checks a group (one kind per
+    column, each key once per line and never both tag and field, strings exactly `key="..."`), so what
+    is accepted here is what the exact parser gives; anything else gives None.  `_ODD_QUOTES` if the
+    slice has an odd number of quotes (the caller may have cut inside a string).
+    """
+    pieces = pc.split_pattern(pa.array([text], pa.string()), '"').flatten()
+    count = len(pieces)
+    if count % 2 == 0:
+        return _ODD_QUOTES
+    k = count // 2
+    if k:
+        odd = _ODD.slice(0, count) if count <= len(_ODD) else pa.array([False, True] * k + [False], pa.bool_())
+        strings = pieces.filter(odd)
+        skeleton = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, k + 1], pa.int32()),
+                                                           pieces.filter(pc.invert(odd))), _NUL)
+    else:
+        strings = pieces.slice(0, 0)
+        skeleton = pieces
+    lines = pc.split_pattern(skeleton, "\n").flatten()
+    n = len(lines)
+    sections = pc.split_pattern(lines, " ")
+    lo, hi = pc.min_max(pc.list_value_length(sections)).values()
+    width = lo.as_py()
+    if width != hi.as_py() or width not in (2, 3):
+        return None
+    head_tokens = pc.split_pattern(pc.list_element(sections, _INDEX[0]), ",")
+    tables = pc.unique(pc.list_element(head_tokens, _INDEX[0]))
+    if len(tables) != 1:
+        return None
+    table = tables[0].as_py()
+    if not table or table[0] == "#" or "=" in table or "\x00" in table:
+        return None
+    present = [c for c in _PLACEHOLDERS if c in text] if escaped else []
+    if present and _PLACEHOLDER_RE.search(table):
+        if "\x03" in table:                       # `\=` is not a measurement escape
+            return None
+        table = table.translate(_NAME_CHARS)
+    tags = _pivot(pc.list_slice(head_tokens, 1), n)
+    fields = _pivot(pc.split_pattern(pc.list_element(sections, _INDEX[1]), ","), n)
+    if tags is None or fields is None or not fields[0]:
+        return None
+    tag_keys, tag_values, tag_order, tag_first = tags
+    field_keys, field_values, field_order, field_first = fields
+    if set(tag_keys) & set(field_keys):
+        return None
+    if present:
+        tag_values = _unlift_tag_values(tag_values, present)
+        strings = _unlift_strings(strings, present)
+        if tag_values is None or strings is None:
+            return None
+    is_string = pc.equal(field_values, _NUL)
+    if pc.sum(is_string).as_py() != k:
+        return None                               # a quote elsewhere than as a whole field value
+    rank = pc.subtract(pc.cumulative_sum(is_string.cast(pa.int64())), _ONE)
+    cols: dict[str, tuple[str, object]] = {}
+    order = []
+    for keys, values, (ordered, offsets, sorted_parents), first, is_tag in (
+            (tag_keys, tag_values, tag_order, tag_first, True),
+            (field_keys, field_values, field_order, field_first, False)):
+        sorted_values = values.take(ordered)
+        sorted_ranks = None if is_tag else rank.take(ordered)
+        for j, name in enumerate(keys):
+            start, size = offsets[j], offsets[j + 1] - offsets[j]
+            column = sorted_values.slice(start, size)
+            if is_tag:
+                kind, arr = TAG, column
+            elif column[0].as_py() == "\x00":
+                if not pc.all(pc.equal(column, _NUL)).as_py():
+                    return None
+                kind, arr = STRING, strings.take(sorted_ranks.slice(start, size))
+            else:
+                try:
+                    kind, arr = _value_column(column)
+                except _Fallback:
+                    return None
+            if size != n:
+                arr = pc.scatter(arr, sorted_parents.slice(start, size), max_index=n - 1)
+            if present and _PLACEHOLDER_RE.search(name):
+                name = name.translate(_NAME_CHARS)
+            cols[name] = (kind, arr)
+            order.append((first[j][0], not is_tag, first[j][1], name))
+    cols = {name: cols[name] for *_, name in sorted(order)}
+    if width == 3:
+        stamps = pc.list_element(sections, _INDEX[2])
+        if not pc.all(pc.match_substring_regex(stamps, "^-?[0-9]+$")).as_py():
+            return None
+        times = pc.cast(stamps, pa.int64())
+    else:
+        times = [default_time] * n
+    return table, (n, times, cols)
+
+
+def _pivot(lists: pa.ListArray, n: int) -> tuple | None:
+    """The `key=value` tokens of `n` lines as (keys in order of first use, values, (token order sorted by
+    key, each key's offset in that order, the line of each sorted token), each key's first (line,
+    token)); None if a token has no `=`, a key is empty, or a line has a key twice."""
+    flat = lists.flatten()
+    if not len(flat):
+        return [], flat, (pa.array([], pa.int64()), [0], pa.array([], pa.int64())), []
+    pairs = pc.split_pattern(flat, "=", max_splits=1)
+    if pc.min(pc.list_value_length(pairs)).as_py() != 2:
+        return None
+    encoded = pc.list_element(pairs, _INDEX[0]).dictionary_encode()
+    keys = encoded.dictionary.to_pylist()
+    if not all(keys):
+        return None
+    ids = encoded.indices.cast(pa.int64())
+    ordered = pc.sort_indices(ids)                # stable: each key's tokens stay in line order
+    sorted_parents = pc.list_parent_indices(lists).cast(pa.int64()).take(ordered)
+    line_keys = pc.add(pc.multiply(ids.take(ordered), pa.scalar(n, pa.int64())), sorted_parents)
+    m = len(line_keys)
+    if m > 1 and not pc.all(pc.greater(line_keys.slice(1), line_keys.slice(0, m - 1))).as_py():
+        return None                               # a key twice in a line
+    counts = pc.value_counts(ids)
+    per_key = dict(zip(counts.field(0).to_pylist(), counts.field(1).to_pylist(), strict=True))
+    offsets = [0]
+    first = []
+    for j in range(len(keys)):
+        first.append((sorted_parents[offsets[-1]].as_py(), ordered[offsets[-1]].as_py()))
+        offsets.append(offsets[-1] + per_key[j])
+    return keys, pc.list_element(pairs, _INDEX[1]), (ordered, offsets, sorted_parents), first
+
+
+def _unlift_tag_values(values: pa.Array, present: list[str]) -> pa.Array | None:
+    """Tag values with their escapes put back as CnosDB's `escape()` does; None where it would error."""
+    marked = None
+    found = []
+    for placeholder in present:
+        hit = pc.match_substring(values, placeholder)
+        if pc.any(hit).as_py():
+            found.append(placeholder)
+            marked = hit if marked is None else pc.or_(marked, hit)
+    if marked is None:
+        return values
+    if pc.any(pc.and_(marked, pc.match_substring(values, "="))).as_py():
+        return None                               # an unescaped `=` beside an escape: CnosDB errors
+    for placeholder in found:
+        values = pc.replace_substring(values, placeholder, _NAME_TEXT[placeholder])
+    return values
+
+
+def _unlift_strings(strings: pa.Array, present: list[str]) -> pa.Array | None:
+    """String field values unescaped (`\\"`, `\\\\`); None if one holds an escape only names allow."""
+    for placeholder in present:
+        if len(strings) and pc.any(pc.match_substring(strings, placeholder)).as_py():
+            if placeholder in "\x01\x02\x03":
+                return None
+            strings = pc.replace_substring(strings, placeholder, _STRING_TEXT[placeholder])
+    return strings
+
+
+def _value_column(values: pa.Array) -> tuple[str, object]:
+    """A column of non-string field values (no keys): kind and Arrow array, as `_number_column`."""
+    first = values[0].as_py()
+    if not first:
+        raise _Fallback
+    if first[0] in "tTfF":
+        if not pc.all(pc.is_in(values, value_set=_BOOL_ARRAY)).as_py():
+            raise _Fallback
+        return BOOL, pc.is_in(values, value_set=_TRUE_ARRAY)
+    kind, regex, arrow_type = {"i": (I64, _INT_RE, pa.int64()), "u": (U64, _UINT_RE, pa.uint64())}.get(
+        first[-1], (F64, _FLOAT_RE, pa.float64()))
+    if not pc.all(pc.match_substring_regex(values, regex)).as_py():
+        raise _Fallback
+    if kind != F64:
+        values = pc.utf8_slice_codeunits(values, 0, -1)
+    try:
+        return kind, pc.cast(values, arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _Fallback from None
+
+
 def _lift_escapes(text: str) -> str:
     """Replace each escape pair by a placeholder so that plain `str` cuts can be used; see module doc."""
     if _PLACEHOLDER_RE.search(text):
@@ -380,7 +656,7 @@ def _number_column(name: str, items: tuple[str, ...]) -> tuple[str, object]:
         raise _Fallback
     if first[0] in "tTfF":
         values = [v[p:] for v in items]
-        if not set(values) <= _BOOL_WORDS or not all(v.startswith(name) for v in items):
+        if not set(values) <= _BOOL_WORDS or not all(v.startswith(name + "=") for v in items):
             raise _Fallback
         return BOOL, [v[0] in "tT" for v in values]
     kind, regex, arrow_type = {"i": (I64, _INT_RE, pa.int64()), "u": (U64, _UINT_RE, pa.uint64())}.get(

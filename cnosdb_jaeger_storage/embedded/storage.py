@@ -57,9 +57,12 @@ class Wal:
 
     def append(self, header: dict[str, object], body: str) -> int:
         """Write one record (caller holds the engine lock); returns the offset to pass to `sync`."""
-        payload = json.dumps(header, separators=(",", ":")).encode() + b"\n" + body.encode()
-        self._file.write(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
-        self._written += _FRAME.size + len(payload)
+        head = json.dumps(header, separators=(",", ":")).encode() + b"\n"
+        data = body.encode()                  # written as is: a large body is not copied again
+        size = len(head) + len(data)
+        self._file.write(_FRAME.pack(size, zlib.crc32(data, zlib.crc32(head))) + head)
+        self._file.write(data)
+        self._written += _FRAME.size + size
         return self._written
 
     def sync(self, offset: int) -> None:

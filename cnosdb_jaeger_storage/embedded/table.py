@@ -1,7 +1,7 @@
 """One table's schema and rows in memory: sealed time-sorted chunks plus a memtable, with upsert.
 
 Upsert design (CnosDB merges points of the same series and timestamp, last write wins per field):
-- Every row has a key (series key, time); the series key is the tag values joined by NUL.
+- Every row has a key: its tag values (a null as \x01) and its decimal time, joined by NUL.
 - The memtable (rows since the last seal, at most `CHUNK_ROWS`) keeps a Python set of its keys, so a new row
   is checked in O(1).  Sealed chunks are sorted by time and carry their min/max time; only chunks whose time
   range overlaps the write are probed, with one `pc.is_in(chunk.time, write_times)` (a hash probe in C over
@@ -29,6 +29,8 @@ ARROW = {TAG: pa.string(), STRING: pa.string(), I64: pa.int64(), U64: pa.uint64(
 SQL_TYPES = {TAG: "STRING", STRING: "STRING", I64: "BIGINT", U64: "BIGINT UNSIGNED", F64: "DOUBLE",
              BOOL: "BOOLEAN"}
 _ids = itertools.count(1)
+_NULL_TAG = pa.scalar("\x01", pa.string())
+_KEY_SEP = pa.scalar("\x00", pa.string())
 
 
 @dataclass
@@ -51,7 +53,7 @@ class Table:
         self.chunks: list[Chunk] = []
         self.memtable: list[pa.RecordBatch] = []
         self.mem_rows = 0
-        self.mem_keys: set[tuple[str, int]] = set()
+        self.mem_keys: set[str] = set()
         self.version = 0
 
     # -- schema -------------------------------------------------------------------------------------------
@@ -78,8 +80,7 @@ class Table:
         keys = self._keys(batch)
         if len(set(keys)) < len(keys):
             batch, keys = self._merge_within(batch, keys)
-        hits = [i for i, k in enumerate(keys) if k in self.mem_keys]
-        if hits:
+        if not self.mem_keys.isdisjoint(keys):
             batch = self._merge_memtable(batch, keys)
             keys = self._keys(batch)
         batch, keys = self._merge_chunks(batch, keys)
@@ -90,16 +91,12 @@ class Table:
         if self.mem_rows >= CHUNK_ROWS:
             self.seal()
 
-    def _keys(self, batch: pa.RecordBatch) -> list[tuple[str, int]]:
-        tags = [pc.fill_null(batch.column(t), "\x01") for t in self.tags()]
-        if not tags:
-            series = [""] * batch.num_rows
-        elif len(tags) == 1:
-            series = tags[0].to_pylist()
-        else:
-            series = pc.binary_join_element_wise(*tags, "\x00").to_pylist()
-        times = batch.column("time").cast(pa.int64()).to_pylist()
-        return list(zip(series, times, strict=True))
+    def _keys(self, batch: pa.RecordBatch) -> list[str]:
+        """Each row's upsert key, series and time in one string: the tag values (null as \x01) and the
+        decimal time, joined by NUL (one Arrow kernel, one Python str per row; no tuples)."""
+        times = batch.column("time").cast(pa.int64()).cast(pa.string())
+        tags = [pc.fill_null(batch.column(t), _NULL_TAG) for t in self.tags()]
+        return pc.binary_join_element_wise(*tags, times, _KEY_SEP).to_pylist()
 
     def _merge_within(self, batch: pa.RecordBatch, keys: list) -> tuple[pa.RecordBatch, list]:
         """Rows of one request with the same key become one row, later fields winning."""
