@@ -16,7 +16,7 @@ from collections.abc import Callable
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from bench.synthetic import SPANS_PER_REQUEST, fill_span, resource_attributes
+from bench._synthetic import SPANS_PER_REQUEST, fill_span, resource_attributes
 from cnosdb_jaeger_storage.lineprotocol import encode_resource_spans
 
 BASE_TIME = 1_700_000_000_000_000_000

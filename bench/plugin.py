@@ -43,7 +43,7 @@ import aiohttp
 import grpc
 from google.protobuf import timestamp_pb2
 
-from bench.synthetic import SPANS_PER_REQUEST, fill_span, resource_attributes
+from bench._synthetic import SPANS_PER_REQUEST, fill_span, resource_attributes
 from cnosdb_jaeger_storage import query_builder
 from cnosdb_jaeger_storage.jaeger_otlp import resource_spans_to_jaeger
 from cnosdb_jaeger_storage.lineprotocol import encode_resource_spans
