@@ -24,9 +24,13 @@ DEFAULT_DATABASE = "jaeger"
 DEFAULT_TABLE = "jaeger_spans"
 DEFAULT_TTL = "7d"
 
-_TTL = re.compile(r"(\d+)\s*([a-z]*)")
+_TTL_PART = re.compile(r"(\d+)\s*([a-z]*)")
+_TTL_TEXT = re.compile(r"(?:\d+\s*[a-z]*\s*)+")
+# CnosDB's units (Rust humantime): a bare number is days; a month is 30.44 days, a year 365.25 days.
 _TTL_UNITS = {"": 86400, "d": 86400, "day": 86400, "days": 86400, "h": 3600, "hour": 3600, "hours": 3600,
-              "m": 60, "min": 60, "minutes": 60, "s": 1, "w": 604800, "y": 31536000}
+              "m": 60, "min": 60, "minutes": 60, "s": 1, "sec": 1, "secs": 1, "ms": 0.001, "us": 1e-6,
+              "ns": 1e-9, "w": 604800, "week": 604800, "weeks": 604800, "month": 2_630_016,
+              "months": 2_630_016, "y": 31_557_600, "year": 31_557_600, "years": 31_557_600}
 
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> str:
@@ -167,11 +171,14 @@ def validate(config: Config) -> None:
 
 
 def ttl_seconds(ttl: str) -> int | None:
-    """'7d' → 604800; 'INF' → None (no expiry)."""
-    m = _TTL.fullmatch(ttl.strip().lower())
-    if ttl.strip().upper() == "INF" or m is None or m.group(2) not in _TTL_UNITS:
+    """'7d' → 604800, and CnosDB's own spelling ('11months 30days 3h 50m 24s'); None for 'INF' or unreadable."""
+    text = ttl.strip().lower()
+    if text == "inf" or not _TTL_TEXT.fullmatch(text):
         return None
-    return int(m.group(1)) * _TTL_UNITS[m.group(2)]
+    parts = _TTL_PART.findall(text)
+    if any(unit not in _TTL_UNITS for _, unit in parts):
+        return None
+    return round(sum(int(n) * _TTL_UNITS[unit] for n, unit in parts))
 
 
 def split_addr(addr: str, option: str = "address") -> tuple[str, int]:

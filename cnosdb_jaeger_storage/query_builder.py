@@ -43,6 +43,10 @@ def create_database(database: str, ttl: str) -> str:
     return f"CREATE DATABASE IF NOT EXISTS {ident(database)} WITH TTL {lit(ttl)}"
 
 
+def describe_database(database: str) -> str:
+    return f"DESCRIBE DATABASE {ident(database)}"
+
+
 def show_tables() -> str:
     return "SHOW TABLES"
 

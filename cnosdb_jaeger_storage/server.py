@@ -81,6 +81,7 @@ async def start(config: Config) -> Server:
     client = CnosDBClient(url, config.cnosdb_user, config.cnosdb_password, compress=not config.embedded)
     default = Target(config.tenant, config.database, config.table)
     writers: list[BatchWriter] = []
+    retention: dict[Target, str] = {}  # each configured database's TTL as CnosDB reports it
 
     def make_store(target: Target) -> TraceStore:
         async def write(body: str) -> None:
@@ -91,12 +92,12 @@ async def start(config: Config) -> Server:
                              name=f"{target.tenant}/{target.database}")
         writer.start()
         writers.append(writer)
-        return TraceStore(client, target, writer, oldest_start(config.ttl))
+        return TraceStore(client, target, writer, oldest_start(retention.get(target, "INF")))
 
     tenancy = Tenancy(default, parse_tenants(config.tenants, default), config.tenant_header, make_store)
     server = Server(config, client, tenancy, writers=writers, embedded=embedded, engine=engine)
     try:
-        await _create_databases(client, tenancy.targets, config.ttl)
+        retention.update(await _create_databases(client, tenancy.targets, config.ttl))
         await _start_grpc(server)
         await _start_http(server)
     except BaseException:
@@ -105,20 +106,29 @@ async def start(config: Config) -> Server:
     return server
 
 
-async def _create_databases(client: CnosDBClient, targets: list[Target], ttl: str, wait: float = 60.0) -> None:
-    """Creates each database if missing, waiting for CnosDB to come up."""
+async def _create_databases(client: CnosDBClient, targets: list[Target], ttl: str,
+                            wait: float = 60.0) -> dict[Target, str]:
+    """Creates each database if missing, waiting for CnosDB to come up; returns each one's actual TTL.
+
+    A database that already existed keeps its own TTL, which is the one CnosDB enforces on writes.
+    """
     deadline = time.monotonic() + wait
+    retention = {}
     for target in targets:
         while True:
             try:
                 await client.sql(sql.create_database(target.database, ttl), tenant=target.tenant,
                                  database="public")
+                rows = await client.sql(sql.describe_database(target.database), tenant=target.tenant,
+                                        database=target.database)
+                retention[target] = str(rows[0].get("ttl", ttl)) if rows else ttl
                 break
             except CnosDBError as exc:
                 if not exc.retryable or time.monotonic() > deadline:
                     raise
                 log.warning("waiting for CnosDB error=%r", str(exc))
                 await asyncio.sleep(1)
+    return retention
 
 
 async def _start_grpc(server: Server) -> None:

@@ -35,6 +35,7 @@ COLUMNS = frozenset({
 
 CASES = {
     "create_database": sql.create_database("jaeger", "7d"),
+    "describe_database": sql.describe_database("jaeger"),
     "show_tables": sql.show_tables(),
     "describe_table": sql.describe_table(T),
     "drop_table": sql.drop_table(T),
