@@ -4,7 +4,6 @@
     ├── InvalidRequest        the client's request is wrong       INVALID_ARGUMENT / 400
     ├── UnknownTenant         tenant not in --tenants              PERMISSION_DENIED / 403
     ├── TraceNotFound         no span of that trace                NOT_FOUND / 404
-    ├── Overloaded            too many spans pending               RESOURCE_EXHAUSTED / 503
     └── CnosDBError           CnosDB answered with an error        UNAVAILABLE / 503 (5xx) or INTERNAL / 500
         └── CnosDBUnavailable CnosDB could not be reached          UNAVAILABLE / 503
 
@@ -39,11 +38,6 @@ class TraceNotFound(StorageError):
 
     def __init__(self) -> None:
         super().__init__("trace not found")
-
-
-class Overloaded(StorageError):
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    http_status = 503
 
 
 class CnosDBError(StorageError):
