@@ -146,6 +146,29 @@ def parse_timestamp(s: str) -> int | None:
     return v if _I64[0] <= v <= _I64[1] else None
 
 
+def _scan_name(data: str, i: int, escapes: str, stops: str, start: int) -> tuple[int, bool]:
+    """From `i`, the index of the first unescaped character of `stops`, and whether an escape was seen.
+
+    After a backslash only a character of `escapes` may follow; the end of input is an error reported at
+    `start`, as CnosDB reports it at the start of the token being read.
+    """
+    n = len(data)
+    esc = has_esc = False
+    while True:
+        if i >= n:
+            raise _unexpected_end(start)
+        c = data[i]
+        if esc:
+            if c not in escapes:
+                raise _unexpected_token(c, i)
+            esc = False
+        elif c == "\\":
+            esc = has_esc = True
+        elif c in stops:
+            return i, has_esc
+        i += 1
+
+
 def parse_one(data: str, i: int, default_time: int) -> tuple[Line | None, int]:
     """Parse the line starting at `i` (after whitespace/comments); returns (line or None at end, next index)."""
     n = len(data)
@@ -162,55 +185,18 @@ def parse_one(data: str, i: int, default_time: int) -> tuple[Line | None, int]:
     if i >= n:
         return None, n
     key_start = i
-    esc = has_esc = False
-    while True:                                     # Table
-        if i >= n:
-            raise _unexpected_end(key_start)
-        c = data[i]
-        if esc:
-            if c not in _NAME_ESCAPES:
-                raise _unexpected_token(c, i)
-            esc = False
-        elif c == "\\":
-            esc = has_esc = True
-        elif c in ", ":
-            break
-        i += 1
+    i, has_esc = _scan_name(data, i, _NAME_ESCAPES, ", ", key_start)   # Table
     table = unescape_name(data[key_start:i], has_esc)
     tags: list[tuple[str, str]] = []
     if data[i] == ",":
         i += 1
         while True:
-            key_start, esc, has_esc = i, False, False
-            while True:                             # TagKey
-                if i >= n:
-                    raise _unexpected_end(key_start)
-                c = data[i]
-                if esc:
-                    if c not in _KEY_ESCAPES:
-                        raise _unexpected_token(c, i)
-                    esc = False
-                elif c == "\\":
-                    esc = has_esc = True
-                elif c == "=":
-                    break
-                i += 1
+            key_start = i
+            i, has_esc = _scan_name(data, i, _KEY_ESCAPES, "=", key_start)         # TagKey
             key = unescape_name(data[key_start:i], has_esc)
             i += 1
-            val_start, esc, val_esc = i, False, False
-            while True:                             # TagValue
-                if i >= n:
-                    raise _unexpected_end(key_start)
-                c = data[i]
-                if esc:
-                    if c not in _KEY_ESCAPES:
-                        raise _unexpected_token(c, i)
-                    esc = False
-                elif c == "\\":
-                    esc = val_esc = True
-                elif c in ", ":
-                    break
-                i += 1
+            val_start = i
+            i, val_esc = _scan_name(data, i, _KEY_ESCAPES, ", ", key_start)      # TagValue
             tags.append((key, unescape_name(data[val_start:i], val_esc)))
             if data[i] == " ":
                 break
@@ -222,20 +208,8 @@ def parse_one(data: str, i: int, default_time: int) -> tuple[Line | None, int]:
     fields: list[tuple[str, str, object]] = []
     timestamp = default_time
     while True:
-        key_start, esc, has_esc = i, False, False
-        while True:                                 # FieldKey
-            if i >= n:
-                raise _unexpected_end(key_start)
-            c = data[i]
-            if esc:
-                if c not in _KEY_ESCAPES:
-                    raise _unexpected_token(c, i)
-                esc = False
-            elif c == "\\":
-                esc = has_esc = True
-            elif c == "=":
-                break
-            i += 1
+        key_start = i
+        i, has_esc = _scan_name(data, i, _KEY_ESCAPES, "=", key_start)             # FieldKey
         key = unescape_name(data[key_start:i], has_esc)
         i += 1
         val_start, esc, val_esc, quoted = i, False, False, False
