@@ -511,6 +511,11 @@ def _value_column(values: pa.Array) -> tuple[str, object]:
         if not pc.all(pc.is_in(values, value_set=_BOOL_ARRAY)).as_py():
             raise _Fallback
         return BOOL, pc.is_in(values, value_set=_TRUE_ARRAY)
+    return _numbers(values, first)
+
+
+def _numbers(values: pa.Array, first: str) -> tuple[str, object]:
+    """Number field values (`1i`, `2u`, `3.5`), typed by the first one's suffix and checked all at once."""
     kind, regex, arrow_type = {"i": (I64, _INT_RE, pa.int64()), "u": (U64, _UINT_RE, pa.uint64())}.get(
         first[-1], (F64, _FLOAT_RE, pa.float64()))
     if not pc.all(pc.match_substring_regex(values, regex)).as_py():
@@ -659,20 +664,10 @@ def _number_column(name: str, items: tuple[str, ...]) -> tuple[str, object]:
         if not set(values) <= _BOOL_WORDS or not all(v.startswith(name + "=") for v in items):
             raise _Fallback
         return BOOL, [v[0] in "tT" for v in values]
-    kind, regex, arrow_type = {"i": (I64, _INT_RE, pa.int64()), "u": (U64, _UINT_RE, pa.uint64())}.get(
-        first[-1], (F64, _FLOAT_RE, pa.float64()))
     arr = pa.array(items, pa.string())
     if not pc.all(pc.starts_with(arr, name + "=")).as_py():
         raise _Fallback
-    arr = pc.utf8_slice_codeunits(arr, p)
-    if not pc.all(pc.match_substring_regex(arr, regex)).as_py():
-        raise _Fallback
-    if kind != F64:
-        arr = pc.utf8_slice_codeunits(arr, 0, -1)
-    try:
-        return kind, pc.cast(arr, arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise _Fallback from None
+    return _numbers(pc.utf8_slice_codeunits(arr, p), first)
 
 
 def _rows_to_parts(lines: list[Line]) -> list[tuple[str, tuple]]:
