@@ -66,3 +66,22 @@ def load_fixture(path: str | Path, dates: dict[str, str] | None = None):
 def jaeger_fixture():
     """`load_fixture` as a fixture: `jaeger_fixture("example_trace")` loads that conformance trace."""
     return lambda name: load_fixture(JAEGER_V1_TRACES / f"{name}.json")
+
+
+def sort_key_values(repeated) -> None:
+    """In key order (ties by value): neither Jaeger nor OTLP gives tag or attribute order a meaning."""
+    ordered = sorted(repeated, key=lambda kv: (kv.key, kv.SerializeToString(deterministic=True)))
+    del repeated[:]
+    repeated.extend(ordered)
+
+
+def canonical_jaeger_span(span):
+    """A copy with tags, process tags and log fields sorted and no process ID: Jaeger's own comparison."""
+    from cnosdb_jaeger_storage.proto import model_pb2
+
+    copy = model_pb2.Span()
+    copy.CopyFrom(span)
+    copy.process_id = ""
+    for repeated in (copy.tags, copy.process.tags, *(log.fields for log in copy.logs)):
+        sort_key_values(repeated)
+    return copy

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import grpc
 import pytest
-from conftest import CONFORMANCE, JAEGER_V1_TRACES, load_fixture, recent_dates
+from conftest import CONFORMANCE, JAEGER_V1_TRACES, canonical_jaeger_span, load_fixture, recent_dates
 from google.protobuf import duration_pb2, timestamp_pb2
 from harness import RunningServer, running_server, server_config
 
@@ -31,17 +31,7 @@ def fixture(name: str) -> model_pb2.Trace:
 
 def normalized(spans: Iterable[model_pb2.Span]) -> list[bytes]:
     """Spans in a canonical order with tags, process tags and log fields sorted: Jaeger's comparison."""
-    out = []
-    for span in spans:
-        copy = model_pb2.Span()
-        copy.CopyFrom(span)
-        copy.process_id = ""
-        for repeated in (copy.tags, copy.process.tags, *(log.fields for log in copy.logs)):
-            ordered = sorted(repeated, key=lambda kv: (kv.key, kv.SerializeToString(deterministic=True)))
-            del repeated[:]
-            repeated.extend(ordered)
-        out.append(copy.SerializeToString(deterministic=True))
-    return sorted(out)
+    return sorted(canonical_jaeger_span(span).SerializeToString(deterministic=True) for span in spans)
 
 
 def write_stream(server: RunningServer, spans: Iterable[model_pb2.Span]) -> None:

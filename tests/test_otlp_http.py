@@ -19,6 +19,7 @@ import grpc
 import pytest
 import requests
 import zstandard
+from conftest import canonical_jaeger_span, sort_key_values
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from harness import RunningServer, running_server, server_config
@@ -159,19 +160,13 @@ def metric_value(server: RunningServer, name: str, **labels: str) -> float:
 # --- comparison --------------------------------------------------------------------------------------
 
 
-def _sorted_kvs(repeated) -> None:  # type: ignore[no-untyped-def]
-    ordered = sorted(repeated, key=lambda kv: kv.key)
-    del repeated[:]
-    repeated.extend(ordered)
-
-
 def otlp_spans(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> list[tuple[str, str, str]]:
     """(resource, scope, span) of every span, attributes in key order (OTLP attributes form a map)."""
     out = []
     for rs in resource_spans:
         resource = type(rs.resource)()
         resource.CopyFrom(rs.resource)
-        _sorted_kvs(resource.attributes)
+        sort_key_values(resource.attributes)
         for ss in rs.scope_spans:
             for span in ss.spans:
                 copy = trace_pb2.Span()
@@ -180,21 +175,13 @@ def otlp_spans(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> list[tuple[
                     copy.ClearField("status")
                 for repeated in (copy.attributes, *(e.attributes for e in copy.events),
                                  *(link.attributes for link in copy.links)):
-                    _sorted_kvs(repeated)
+                    sort_key_values(repeated)
                 out.append((str(resource), str(ss.scope), str(copy)))
     return sorted(out)
 
 
 def jaeger_normalized(spans: Iterable[model_pb2.Span]) -> list[model_pb2.Span]:
-    out = []
-    for span in spans:
-        copy = model_pb2.Span()
-        copy.CopyFrom(span)
-        copy.process_id = ""
-        for repeated in (copy.tags, copy.process.tags, *(log.fields for log in copy.logs)):
-            _sorted_kvs(repeated)
-        out.append(copy)
-    return sorted(out, key=lambda s: s.span_id)
+    return sorted((canonical_jaeger_span(span) for span in spans), key=lambda s: s.span_id)
 
 
 def s(key: str, value: str) -> model_pb2.KeyValue:
