@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"for --user [env {ENV_PREFIX}AUTH_ENABLED=true]",
     )
     parser.add_argument(
+        "--quirks",
+        action="store_true",
+        default=_env_bool("QUIRKS"),
+        help=f"reproduce CnosDB 2.4.3's known query defects (a field comparison matches rows written "
+        f"before the field existed) and report tag-index use in the x-cnosdb-lite-scan header "
+        f"[env {ENV_PREFIX}QUIRKS=true]",
+    )
+    parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default=(_env("LOG_LEVEL") or DEFAULT_LOG_LEVEL).lower(),
@@ -141,7 +149,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
     data_dir: Path = args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    engine = await asyncio.to_thread(Engine, str(data_dir))
+    engine = await asyncio.to_thread(Engine, str(data_dir), quirks=args.quirks)
     try:
         host, port = args.http_addr
         server = await start_server(
@@ -155,7 +163,8 @@ async def _serve(args: argparse.Namespace) -> int:
     except BaseException:
         engine.close()
         raise
-    log.info("event=listening url=%s data_dir=%s auth_enabled=%s", server.url, data_dir, args.auth_enabled)
+    log.info("event=listening url=%s data_dir=%s auth_enabled=%s quirks=%s", server.url, data_dir,
+             args.auth_enabled, args.quirks)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -59,6 +59,17 @@ class Show:
 
 
 @dataclass
+class ShowTags:
+    """SHOW TAG VALUES (`keys` set: operator `=`, `!=`, `IN` or `NOT IN` and names) or SHOW SERIES."""
+
+    database: str | None
+    table: str
+    keys: tuple[str, tuple[str, ...]] | None
+    where: list[Token]
+    tail: str                        # ORDER BY / LIMIT / OFFSET, as written
+
+
+@dataclass
 class Describe:
     what: str                        # TABLE or DATABASE
     name: str
@@ -78,8 +89,8 @@ class Insert:
     rows: list[list[object]]
 
 
-Command = CreateDatabase | AlterDatabase | DropDatabase | CreateTable | DropTable | Show | Describe | Delete \
-    | Insert
+Command = CreateDatabase | AlterDatabase | DropDatabase | CreateTable | DropTable | Show | ShowTags | Describe \
+    | Delete | Insert
 
 
 def parse(tokens: list[Token], sql: str) -> Command | None:
@@ -114,6 +125,11 @@ def parse(tokens: list[Token], sql: str) -> Command | None:
         c.expect_end()
         return DropTable(name, if_exists)
     if c.kw("SHOW"):
+        if c.kw("TAG"):
+            c.expect_kw("VALUES")
+            return _show_tags(c, tag_values=True)
+        if c.kw("SERIES"):
+            return _show_tags(c, tag_values=False)
         if c.kw("DATABASES") or c.kw("TABLES"):
             what = tokens[1].value.upper()
             c.expect_end()
@@ -137,6 +153,44 @@ def parse(tokens: list[Token], sql: str) -> Command | None:
     if c.peek() is not None and c.peek().is_kw("INSERT") and _is_values_insert(tokens):
         return _insert(c)
     return None
+
+
+def _show_tags(c: Cursor, tag_values: bool) -> ShowTags:
+    """CnosDB's `parse_show_tag_values` / `parse_show_series`: `[ON db] FROM table [WITH KEY ...]
+    [WHERE expr] [ORDER BY ...] [LIMIT n] [OFFSET m]`; the table is one identifier."""
+    database = c.ident() if c.kw("ON") else None
+    c.expect_kw("FROM")
+    table = c.ident()
+    keys = None
+    if tag_values:
+        c.expect_kw("WITH")
+        c.expect_kw("KEY")
+        if c.op("="):
+            keys = ("=", (c.ident(),))
+        elif c.op("!=") or c.op("<>"):
+            keys = ("!=", (c.ident(),))
+        elif (negated := c.kw("NOT", "IN")) or c.kw("IN"):
+            op = "NOT IN" if negated else "IN"
+            c.expect_op("(")
+            names = [c.ident()]
+            while c.op(","):
+                names.append(c.ident())
+            c.expect_op(")")
+            keys = (op, tuple(names))
+        else:
+            c.fail("=, !=, <>, IN, NOT IN")
+    where: list[Token] = []
+    if c.kw("WHERE"):
+        depth = 0
+        while (t := c.peek()) is not None and not (depth == 0 and t.is_kw("ORDER", "LIMIT", "OFFSET")):
+            depth += {"(": 1, ")": -1}.get(t.text, 0) if t.kind == "op" else 0
+            where.append(c.next())
+        if not where:
+            c.fail("an expression:")
+    tail = c.rest_text()
+    if tail and not c.peek().is_kw("ORDER", "LIMIT", "OFFSET"):
+        c.fail("end of statement")
+    return ShowTags(database, table, keys, where, tail)
 
 
 def _plain_name(c: Cursor) -> str:

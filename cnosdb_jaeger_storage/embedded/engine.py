@@ -11,8 +11,10 @@ copy of their string columns for queries (measured peak: 1.6 GB at 1 M span rows
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,16 +22,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionConfig, SessionContext, SQLOptions
 
-from . import ddl, errors, line_protocol, storage
+from . import ddl, errors, line_protocol, lp_exact, pushdown, show_tags, storage
 from .catalog import DEFAULT_DATABASE, DEFAULT_TENANT, NS_PER, Database, DatabaseOptions
 from .line_protocol import LpTable
-from .sql_text import single_statement
+from .quirks import from_env as quirks_from_env
+from .quirks import rewrite as quirks_rewrite
+from .scan import Accountant, ScanReport
+from .sql_text import Token, single_statement
 from .statements import run_command
-from .table import TAG, Chunk, Table, conform, query_view
+from .table import TAG, WRITE_COL, Chunk, Table, conform, query_view
 
 CHECKPOINT_WAL_BYTES = 64 << 20
 EXPIRE_EVERY_NS = 10 * 10**9
 _QUERY_OPTIONS = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
+_TABLE_NOT_FOUND = re.compile(r"^Error during planning: table '([^']*)' not found$")
+_PARSER_ERROR = re.compile(r'^SQL error: ParserError\("(.*)"\)$', re.DOTALL)
+_HIDDEN_FIELD = re.compile(r",? [^\s,]*" + re.escape(WRITE_COL))
+COUNT_STAR = "COUNT(UInt8(1))"          # how CnosDB's DataFusion 27 names an unaliased count(*)
+SCAN_LOG_SIZE = 1000
 _LOGGED = (ddl.CreateDatabase, ddl.AlterDatabase, ddl.DropDatabase, ddl.CreateTable, ddl.DropTable,
            ddl.Delete, ddl.Insert)
 
@@ -44,7 +54,17 @@ class _Context:
 
 
 class Engine:
-    def __init__(self, data_dir: str | os.PathLike, *, now_ns: Callable[[], int] = time.time_ns) -> None:
+    """The engine.  `quirks` reproduces CnosDB's field-filter defect (module `quirks`; None: the
+    CNOSDB_LITE_QUIRKS environment variable); `scan_accounting` records a `ScanReport` per query in
+    `scans` (module `scan`; None: on in quirks mode)."""
+
+    def __init__(self, data_dir: str | os.PathLike, *, now_ns: Callable[[], int] = time.time_ns,
+                 quirks: bool | None = None, scan_accounting: bool | None = None) -> None:
+        self.quirks = quirks_from_env() if quirks is None else quirks
+        self.scan_accounting = self.quirks if scan_accounting is None else scan_accounting
+        self.scans: deque[ScanReport] = deque(maxlen=SCAN_LOG_SIZE)
+        self._accountant = Accountant()
+        self._no_tables = _Context()         # what queries of a missing database see
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.now_ns = now_ns
@@ -58,6 +78,10 @@ class Engine:
             self._replay(header, body)
         gens = storage.wal_generations(self.data_dir / "wal")
         self.wal = storage.Wal(self.data_dir / "wal", max([wal_gen, *gens]))
+        for dbs in self.tenants.values():      # as after CnosDB's restart: stored rows have every column
+            for db in dbs.values():
+                for table in db.tables.values():
+                    table.born.clear()
         self._expire(self.now_ns())
 
     # -- public API ---------------------------------------------------------------------------------------
@@ -67,7 +91,7 @@ class Engine:
         precision = precision.lower() if precision and precision.lower() in NS_PER else "ns"
         parsed = line_protocol.parse(text, now)
         with self.lock:
-            self._apply_write(tenant, database, parsed, precision, now, check_ttl=True)
+            self._apply_write(tenant, database, parsed, precision, now, check_ttl=True, text=text)
             offset = self.wal.append({"op": "write", "tenant": tenant, "db": database, "precision": precision,
                                       "now": now}, text)
             wal = self.wal
@@ -76,21 +100,34 @@ class Engine:
 
     def execute(self, tenant: str, database: str, sql: str) -> pa.Table | None:
         """Run one SQL statement; a table for queries, None for DDL.  Raises CnosDBError."""
+        return self.execute_with_scan(tenant, database, sql)[0]
+
+    def execute_with_scan(self, tenant: str, database: str, sql: str) -> tuple[pa.Table | None, ScanReport | None]:
+        """`execute`, plus the statement's scan report when scan accounting is on and it read a table."""
+        if tenant not in self.tenants:
+            raise errors.auth_tenant_not_found(tenant)   # CnosDB authenticates against the tenant first
         tokens = single_statement(sql)
         if not tokens:
             raise errors.sql_parser("Expected an SQL statement, found: EOF")
         command = ddl.parse(tokens, sql)
         if command is None:
-            return self._query(tenant, database, sql)
+            return self._select(tenant, database, sql, tokens)
+        if isinstance(command, ddl.ShowTags):
+            return self._show_tags(tenant, database, sql, command)
         now = self.now_ns()
         with self.lock:
             result = run_command(self, tenant, database, command, now)
             if not isinstance(command, _LOGGED):
-                return result
+                return result, None
             offset = self.wal.append({"op": "sql", "tenant": tenant, "db": database, "now": now}, sql)
             wal = self.wal
         wal.sync(offset)
-        return result
+        return result, None
+
+    @property
+    def last_scan(self) -> ScanReport | None:
+        """The most recent scan report (tests: clear `scans` first when other clients may query)."""
+        return self.scans[-1] if self.scans else None
 
     def close(self) -> None:
         with self.lock:
@@ -115,15 +152,22 @@ class Engine:
 
     # -- writes -------------------------------------------------------------------------------------------
     def _apply_write(self, tenant: str, database: str, parsed: dict[str, LpTable], precision: str, now: int,
-                     check_ttl: bool) -> None:
-        """Validate the whole request first (types, TTL, overflow), then apply it: all or nothing."""
+                     check_ttl: bool, text: str | None = None) -> None:
+        """Validate the whole request first (types, TTL, overflow), then apply it: all or nothing.
+
+        Except the buckets: like CnosDB's coordinator, lite locates (creates) the points' buckets before
+        anything is written, and buckets it created stay even if the write then fails (catalog docstring).
+        """
         db = self._database(tenant, database)
         unit = db.time_unit
+        converted = {name: _convert_times(lp.data.column("time"), precision, unit) for name, lp in parsed.items()}
+        if converted:
+            db.locate_buckets(pa.concat_arrays([_array(t) for t in converted.values()]), now,
+                              refuse_expired=check_ttl,
+                              ordered=None if text is None else lambda: _times_in_order(text, now, precision, unit))
         batches = {}
         for name, lp in parsed.items():
-            times = _convert_times(lp.data.column("time"), precision, unit)
-            if check_ttl and (cutoff := db.cutoff(now)) is not None and pc.min(times).as_py() < cutoff:
-                raise errors.not_support("create expired bucket")
+            times = converted[name]
             table = db.tables.get(name)
             if table is None and db.options.strict_write:
                 raise errors.table_not_found(name)
@@ -151,23 +195,57 @@ class Engine:
             self.checkpoint()
 
     def _expire(self, now: int) -> None:
+        """Drop expired buckets with their rows, as CnosDB's TTL service does (every 60 s there)."""
         self._last_expire = now
         for dbs in self.tenants.values():
             for db in dbs.values():
-                cutoff = db.cutoff(now)
-                if cutoff is not None:
-                    for table in db.tables.values():
-                        table.expire(cutoff)
+                ranges = db.expire_buckets(now)
+                for table in db.tables.values():
+                    table.drop_ranges(ranges)
 
     # -- queries ------------------------------------------------------------------------------------------
-    def _query(self, tenant: str, database: str, sql: str) -> pa.Table:
+    def _select(self, tenant: str, database: str, sql: str, tokens: list[Token]
+                ) -> tuple[pa.Table, ScanReport | None]:
+        """A statement for DataFusion; a missing database has no tables (CnosDB: table not found)."""
         with self.lock:
+            db = self._tenant(tenant).get(database)
+            tables = db.tables if db is not None else {}
+            ctx = self.session(tenant, database) if db is not None else self._no_tables.ctx
+            text = quirks_rewrite(sql, tokens, tables) if self.quirks else sql
+            reads = self._accountant.plan_select(tokens, tables) if self.scan_accounting else None
+        result = self._run(ctx, text, tenant, database)
+        return result, self._report(sql, reads)
+
+    def _show_tags(self, tenant: str, database: str, sql: str, cmd: ddl.ShowTags
+                   ) -> tuple[pa.Table, ScanReport | None]:
+        database = cmd.database or database
+        with self.lock:
+            db = self._tenant(tenant).get(database)
+            table = db.tables.get(cmd.table) if db is not None else None
+            if table is None:
+                raise errors.table_not_found(f"{tenant}.{database}.{cmd.table}")
+            show_tags.check_where(cmd, table)
+            where = sql[cmd.where[0].start:cmd.where[-1].end] if cmd.where else ""
+            text = show_tags.to_sql(cmd, table, where)
             ctx = self.session(tenant, database)
+            reads = self._accountant.plan_index_read(pushdown.where_select(table.name, cmd.where), table) \
+                if self.scan_accounting else None
+        result = show_tags.empty_tag_values() if text is None else self._run(ctx, text, tenant, database)
+        return result, self._report(sql, reads)
+
+    def _run(self, ctx: SessionContext, sql: str, tenant: str, database: str) -> pa.Table:
         try:
             result = ctx.sql_with_options(sql, _QUERY_OPTIONS).to_arrow_table()
         except Exception as e:  # DataFusion raises plain Exceptions carrying its error text
-            raise errors.datafusion(str(e)) from None
-        return _plain(result)
+            raise _query_error(str(e), tenant, database) from None
+        return _finish(result)
+
+    def _report(self, sql: str, reads: list | None) -> ScanReport | None:
+        if not reads:
+            return None
+        report = self._accountant.report(sql, reads)
+        self.scans.append(report)
+        return report
 
     def session(self, tenant: str, database: str) -> SessionContext:
         """The database's SessionContext with every changed table re-registered (caller holds the lock)."""
@@ -183,6 +261,8 @@ class Engine:
             if name in state.versions:
                 state.ctx.deregister_table(name)
             batches = table.query_batches() or [query_view(pa.RecordBatch.from_pylist([], schema=table.schema))]
+            if not self.quirks:
+                batches = [b.drop_columns([WRITE_COL]) for b in batches]
             parts = [batches[i::2] for i in range(min(2, len(batches)))]
             state.ctx.register_record_batches(name, parts)
             state.versions[name] = version
@@ -206,7 +286,7 @@ class Engine:
                         for chunk in table.chunks:
                             if chunk.file is None:
                                 chunk.file = storage.new_segment_name()
-                                storage.write_segment(directory / chunk.file, chunk.batch)
+                                storage.write_segment(directory / chunk.file, chunk.batch.drop_columns([WRITE_COL]))
                             referenced.add(directory / chunk.file)
                         tables[tname] = {"columns": list(table.columns.items()),
                                          "files": [c.file for c in table.chunks]}
@@ -271,6 +351,20 @@ def _convert_times(times: pa.Array | pa.ChunkedArray, precision: str, unit: str)
         raise errors.coordinator_common("timestamp overflow") from None
 
 
+def _array(times: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return times.combine_chunks() if isinstance(times, pa.ChunkedArray) else times
+
+
+def _times_in_order(text: str, now: int, precision: str, unit: str) -> pa.Array:
+    """The request's timestamps in line order (the parsed tables group lines by table and shape)."""
+    stamps, pos = [], 0
+    while pos < len(text):
+        line, pos = lp_exact.parse_one(text, pos, now)
+        if line is not None:
+            stamps.append(line.timestamp)
+    return _array(_convert_times(pa.array(stamps, pa.int64()), precision, unit))
+
+
 def _plain_type(t: pa.DataType) -> pa.DataType:
     """`t` with string views (how string columns are scanned, see `Table.query_batches`) as plain strings."""
     if t == pa.string_view():
@@ -289,6 +383,33 @@ def _plain_type(t: pa.DataType) -> pa.DataType:
     if pa.types.is_dictionary(t) and t.value_type == pa.string_view():
         return pa.dictionary(t.index_type, pa.string())
     return t
+
+
+def _query_error(message: str, tenant: str, database: str) -> errors.CnosDBError:
+    """DataFusion's error as CnosDB reports the same failure (its table lookup and parser errors carry
+    their own codes; everything else is 010001 Datafusion)."""
+    message = message.removeprefix("DataFusion error: ")
+    if m := _TABLE_NOT_FOUND.match(message):
+        schema, _, name = m.group(1).removeprefix("datafusion.").rpartition(".")
+        db = database if schema in ("", "public") else schema
+        return errors.table_not_found(f"{tenant}.{db}.{name}")
+    if m := _PARSER_ERROR.match(message):
+        text = m.group(1).replace('\\"', '"').replace("\\\\", "\\")
+        text = re.sub(r" at Line: \d+, Column: \d+$", "", text).replace("Expected: ", "Expected ", 1)
+        return errors.sql_parser(text)
+    return errors.datafusion(_HIDDEN_FIELD.sub("", message).replace(".\nValid fields", ". Valid fields"))
+
+
+def _finish(result: pa.Table) -> pa.Table:
+    """DataFusion's result as CnosDB shows it: plain strings, CnosDB's name for count(*), no hidden column."""
+    result = _plain(result)
+    if WRITE_COL in result.column_names:
+        result = result.drop_columns([WRITE_COL])
+    if result.column_names == ["column_name", "data_type", "is_nullable"]:     # DataFusion's DESCRIBE
+        result = result.filter(pc.not_equal(result.column("column_name"), WRITE_COL))
+    if "count(*)" in result.column_names:
+        result = result.rename_columns([COUNT_STAR if n == "count(*)" else n for n in result.column_names])
+    return result
 
 
 def _plain(result: pa.Table) -> pa.Table:

@@ -54,6 +54,7 @@ def database_already_exists(database: str) -> CnosDBError:
 
 
 def table_not_found(table: str) -> CnosDBError:
+    """`MetaError::TableNotFound`; queries name the table `tenant.db.table`."""
     return CnosDBError(UNPROCESSABLE, "030019", f"Table not found: {_debug_str(table)}")
 
 
@@ -102,3 +103,14 @@ def datafusion(msg: str) -> CnosDBError:
     """`QueryError::Datafusion`: planning and execution errors of the query engine."""
     msg = msg.removeprefix("DataFusion error: ")
     return CnosDBError(UNPROCESSABLE, "010001", f"Datafusion: {msg}")
+
+
+def auth_tenant_not_found(tenant: str) -> CnosDBError:
+    """`QueryError::Auth` for a request naming a tenant that does not exist (SQL requests)."""
+    return CnosDBError(UNPROCESSABLE, "010016", f"Auth error: The tenant {tenant} not found")
+
+
+def show_series_where_contains_field(column: str) -> CnosDBError:
+    """`QueryError::ShowSeriesWhereContainsField`: SHOW SERIES / SHOW TAG VALUES filter on a field."""
+    return CnosDBError(UNPROCESSABLE, "010046",
+                       f"Semantic error: SHOW SERIES does not support where clause contains field {column}")

@@ -31,6 +31,7 @@ from .result_format import (
     parse_accept,
     parse_content_encoding,
 )
+from .scan import HEADER as SCAN_HEADER
 
 __all__ = ["RunningServer", "create_app", "start_server"]
 
@@ -142,16 +143,17 @@ async def handle_sql(request: web.Request) -> web.Response:
     tenant = request.query.get("tenant", DEFAULT_TENANT)
     database = request.query.get("db", DEFAULT_DATABASE)
 
-    def run() -> bytes | None:
-        table = engine.execute(tenant, database, sql)
+    def run() -> tuple[bytes | None, dict[str, str]]:
+        table, scan = engine.execute_with_scan(tenant, database, sql)
+        extra = {SCAN_HEADER: scan.header_value()} if scan is not None else {}
         if table is None:
-            return None
-        return encode_body(encoding, format_table(table, fmt))
+            return None, extra
+        return encode_body(encoding, format_table(table, fmt)), extra
 
-    payload = await asyncio.to_thread(run)
+    payload, extra = await asyncio.to_thread(run)
     if payload is None:
-        return web.Response()
-    headers = {"Content-Type": fmt.content_type}
+        return web.Response(headers=extra)
+    headers = {"Content-Type": fmt.content_type, **extra}
     if encoding is not None:
         headers["Content-Encoding"] = encoding
     return web.Response(body=payload, headers=headers)

@@ -1,9 +1,13 @@
 """CnosDB's native trace ingest (`POST /api/v1/traces`): OTLP spans flattened to one row per span.
 
-Reproduces `parse_protobuf_to_otlptrace` + `parse_to_line` of CnosDB 2.4.3 (see docs: facts 4.1) with
-one deliberate difference: CnosDB keeps a single column map per ResourceSpans and never clears it
-between spans, so a span inherits attributes, events, links, status and scope columns of earlier spans;
-here every row holds only its own resource's, scope's and span's columns.
+Reproduces `parse_protobuf_to_otlptrace` + `parse_to_line` of CnosDB 2.4.3 (see docs: facts 4.1),
+including its write defect: CnosDB fills one column map per ResourceSpans (cleared only when the next
+ResourceSpans starts) and pushes a copy of it for every span.  A span therefore carries every column an
+earlier span -- or an earlier ScopeSpans' scope -- of the same ResourceSpans set and it does not set
+itself: span attributes, `Event_<i>/*`, `Link_<i>/*`, `Status/*`, scope name/version/attributes.  Columns
+every span sets (ids, name, kind, times, flags, dropped counts, `trace_state`, `parent_span_id` -- `""`
+for a root) are always its own.  This is always on: it is CnosDB's own endpoint, and a client pointed at
+lite should store what CnosDB stores.
 
 Rows are then written as line protocol text, escaped for CnosDB's line-protocol parser.
 """
@@ -249,11 +253,13 @@ def flatten_request(body: bytes) -> list[SpanRow]:
         raise parse_log_error(f"invalid log syntax: parse_protobuf_to_otlptrace error: {exc}") from exc
     rows = []
     for resource_spans in request.resource_spans:
-        resource_columns = _resource_columns(resource_spans)
+        # One map per ResourceSpans, never cleared in between: CnosDB's leak (module docstring).
+        columns = _resource_columns(resource_spans)
         for scope_spans in resource_spans.scope_spans:
-            scope_columns = _scope_columns(scope_spans)
+            columns.update(_scope_columns(scope_spans))
             for span in scope_spans.spans:
-                rows.append(_to_row({**resource_columns, **scope_columns, **_span_columns(span)}))
+                columns.update(_span_columns(span))
+                rows.append(_to_row(dict(columns)))
     return rows
 
 

@@ -52,11 +52,16 @@ def run_command(engine: Engine, tenant: str, database: str, cmd: ddl.Command, no
     if isinstance(cmd, ddl.Describe) and cmd.what == "DATABASE":
         row = engine._database(tenant, cmd.name).options.describe_row()
         return pa.Table.from_pylist([row])
-    db = engine._database(tenant, database)
-    if isinstance(cmd, ddl.Show):
-        return pa.table({"table_name": pa.array(sorted(db.tables), pa.string())})
+    db = dbs.get(database)
+    if isinstance(cmd, ddl.Show):   # CnosDB lists no tables of a missing database
+        return pa.table({"table_name": pa.array(sorted(db.tables) if db else [], pa.string())})
     if isinstance(cmd, ddl.Describe):
-        return _describe_table(_table(db, cmd.name), db.time_unit)
+        table = db.tables.get(cmd.name) if db else None
+        if table is None:
+            raise errors.table_not_found(f"{tenant}.{database}.{cmd.name}")
+        return _describe_table(table, db.time_unit)
+    if db is None:
+        raise errors.database_not_found(database)
     if isinstance(cmd, ddl.CreateTable):
         if cmd.name in db.tables:
             if cmd.if_not_exists:

@@ -14,6 +14,7 @@ fastest), merging a small last chunk first, so small segments are compacted as d
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -24,6 +25,9 @@ from .lp_exact import BOOL, F64, I64, STRING, TAG, U64
 
 CHUNK_ROWS = 65536
 TIME = "TIME"
+# Hidden, in-memory only: the table's write number that stored each row (null: loaded at start-up).  With the
+# columns' `born` numbers it tells which rows were written before a column existed (quirks mode).
+WRITE_COL = "__cnosdb_lite_write"
 ARROW = {TAG: pa.string(), STRING: pa.string(), I64: pa.int64(), U64: pa.uint64(), F64: pa.float64(),
          BOOL: pa.bool_()}
 SQL_TYPES = {TAG: "STRING", STRING: "STRING", I64: "BIGINT", U64: "BIGINT UNSIGNED", F64: "DOUBLE",
@@ -55,11 +59,14 @@ class Table:
         self.mem_rows = 0
         self.mem_keys: set[str] = set()
         self.version = 0
+        self.writes = 0                          # writes (and INSERTs) applied since start-up
+        self.born: dict[str, int] = {}           # column -> the write that added it, for columns added since
 
     # -- schema -------------------------------------------------------------------------------------------
     @property
     def schema(self) -> pa.Schema:
-        return pa.schema([(n, self.time_type if k == TIME else ARROW[k]) for n, k in self.columns.items()])
+        fields = [(n, self.time_type if k == TIME else ARROW[k]) for n, k in self.columns.items()]
+        return pa.schema([*fields, (WRITE_COL, pa.int64())])
 
     def tags(self) -> list[str]:
         return [n for n, k in self.columns.items() if k == TAG]
@@ -69,6 +76,7 @@ class Table:
         if not new:
             return
         self.columns.update(new)
+        self.born.update(dict.fromkeys(new, self.writes + 1))   # born with the upsert that follows
         schema = self.schema
         self.chunks = [Chunk(conform(c.batch, schema), c.tmin, c.tmax, c.id, c.file) for c in self.chunks]
         self.memtable = [conform(b, schema) for b in self.memtable]
@@ -77,6 +85,9 @@ class Table:
     # -- writes -------------------------------------------------------------------------------------------
     def upsert(self, batch: pa.RecordBatch) -> None:
         """Add rows (already in this table's schema), merging rows whose (series, time) already exist."""
+        self.writes += 1
+        batch = batch.set_column(batch.schema.get_field_index(WRITE_COL), WRITE_COL,
+                                 pa.repeat(pa.scalar(self.writes, pa.int64()), batch.num_rows))
         keys = self._keys(batch)
         if len(set(keys)) < len(keys):
             batch, keys = self._merge_within(batch, keys)
@@ -165,15 +176,26 @@ class Table:
         self.version += 1
         self.seal()
 
-    def expire(self, cutoff: int) -> bool:
-        """Drop rows older than `cutoff` (time unit of the table); True if anything was dropped."""
-        old = [c for c in self.chunks if c.tmin < cutoff]
-        old_mem = any(b.num_rows and pc.min(b.column("time").cast(pa.int64())).as_py() < cutoff
-                      for b in self.memtable)  # an upsert may have emptied a batch
-        if not old and not old_mem:
+    def drop_ranges(self, ranges: list[tuple[int, int]]) -> bool:
+        """Drop the rows whose time lies in one of the `[start, end)` ranges (expired buckets, in the
+        table's time unit); True if anything was dropped."""
+        if not ranges:
             return False
-        rows = pa.Table.from_batches([b for c in self.chunks for b in [c.batch]] + self.memtable, self.schema)
-        self.retain(rows.filter(pc.greater_equal(rows.column("time").cast(pa.int64()), cutoff)))
+
+        def hit(times: pa.Array) -> pa.Array:
+            times = times.cast(pa.int64())
+            masks = [pc.and_(pc.greater_equal(times, s), pc.less(times, e)) for s, e in ranges]
+            return functools.reduce(pc.or_, masks)
+
+        touched = any(c.tmin < e and s <= c.tmax for c in self.chunks for s, e in ranges)
+        touched = touched or any(b.num_rows and pc.any(hit(b.column("time"))).as_py() for b in self.memtable)
+        if not touched:
+            return False
+        rows = pa.Table.from_batches([c.batch for c in self.chunks] + self.memtable, self.schema)
+        keep = pc.invert(hit(rows.column("time")))
+        if pc.all(keep).as_py():
+            return False
+        self.retain(rows.filter(keep))
         return True
 
     # -- reads --------------------------------------------------------------------------------------------

@@ -5,32 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fake_clock import NOW, Clock
 
 from cnosdb_jaeger_storage.embedded import CnosDBError, Engine
 from cnosdb_jaeger_storage.embedded import table as table_mod
 
 DAY = 86400 * 10**9
-NOW = 1_700_000_000_000_000_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> int:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def engine(tmp_path: Path, clock: Clock):
-    e = Engine(tmp_path / "data", now_ns=clock)
-    yield e
-    e.close()
 
 
 def q(e: Engine, sql: str, db: str = "public") -> list[dict]:
@@ -53,14 +33,15 @@ def test_default_namespace_and_show(engine: Engine) -> None:
 @pytest.mark.parametrize(("call", "status", "code", "message"), [
     (lambda e: e.write_lines("cnosdb", "nodb", "m f=1"), 422, "030017", 'Database not found: "nodb"'),
     (lambda e: e.write_lines("nobody", "public", "m f=1"), 422, "030010", "The tenant nobody not found"),
-    (lambda e: e.execute("cnosdb", "nodb", "SELECT 1"), 422, "030017", 'Database not found: "nodb"'),
+    (lambda e: e.execute("cnosdb", "nodb", "SELECT * FROM t"), 422, "030019", 'Table not found: "cnosdb.nodb.t"'),
     (lambda e: e.execute("cnosdb", "public", "SELECT 1; SELECT 2"), 422, "010013",
      "Multi-statement not allow, found num:2, sql:SELECT 1; SELECT 2"),
     (lambda e: e.execute("cnosdb", "public", "CREATE DATABASE public"), 422, "030018",
      'Database "public" already exists'),
     (lambda e: e.execute("cnosdb", "public", "DROP DATABASE nope"), 422, "030017", 'Database not found: "nope"'),
     (lambda e: e.execute("cnosdb", "public", "DROP TABLE nope"), 422, "030019", 'Table not found: "nope"'),
-    (lambda e: e.execute("cnosdb", "public", "DESCRIBE TABLE nope"), 422, "030019", 'Table not found: "nope"'),
+    (lambda e: e.execute("cnosdb", "public", "DESCRIBE TABLE nope"), 422, "030019",
+     'Table not found: "cnosdb.public.nope"'),
     (lambda e: e.execute("cnosdb", "public", "CREATE DATABASE d WITH TTL '1d' FOO 3"), 422, "010009",
      "sql parser error: Expected end of statement, found: FOO"),
     (lambda e: e.execute("cnosdb", "public", "CREATE DATABASE d WITH SHARD 0"), 422, "010009",
@@ -78,7 +59,8 @@ def test_errors(engine: Engine, call, status: int, code: str, message: str) -> N
 
 
 def test_query_error_is_datafusion(engine: Engine) -> None:
-    err = error(engine.execute, "cnosdb", "public", "SELECT * FROM missing")
+    engine.write_lines("cnosdb", "public", "m f=1 1")
+    err = error(engine.execute, "cnosdb", "public", "SELECT nope FROM m")
     assert (err.status, err.code) == (422, "010001")
     assert err.message.startswith("Datafusion: ")
     err = error(engine.execute, "cnosdb", "public", "CREATE VIEW v AS SELECT 1")
@@ -185,8 +167,9 @@ def test_in_request_conflict_writes_nothing(engine: Engine) -> None:
 
 
 def test_ttl_rejects_old_writes_and_expires_data(tmp_path: Path, clock: Clock) -> None:
+    """With one-day buckets (the default is a year: tests/embedded/test_ttl_buckets.py has the rules)."""
     e = Engine(tmp_path, now_ns=clock)
-    e.execute("cnosdb", "public", "CREATE DATABASE d WITH TTL '2d'")
+    e.execute("cnosdb", "public", "CREATE DATABASE d WITH TTL '2d' VNODE_DURATION '1d'")
     e.write_lines("cnosdb", "d", f"m,t=a f=1 {NOW - DAY}\nm,t=b f=2 {NOW}")
     err = error(e.write_lines, "cnosdb", "d", f"m,t=c f=1 {NOW}\nm,t=d f=1 {NOW - 3 * DAY}")
     assert (err.status, err.code, err.message) == (422, "030034", "Operation not support: create expired bucket")

@@ -14,8 +14,9 @@ from cnosdb_jaeger_storage.embedded.engine import Engine
 from .lite_client import BackgroundServer, Client
 
 
-def _serve(tmp_path_factory: pytest.TempPathFactory, **options) -> Iterator[BackgroundServer]:
-    engine = Engine(str(tmp_path_factory.mktemp("cnosdb-lite")))
+def _serve(tmp_path_factory: pytest.TempPathFactory, quirks: bool | None = None,
+           **options) -> Iterator[BackgroundServer]:
+    engine = Engine(str(tmp_path_factory.mktemp("cnosdb-lite")), quirks=quirks)
     server = BackgroundServer(engine, **options)
     try:
         yield server
@@ -28,6 +29,18 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, **options) -> Iterator[Back
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
     """Auth disabled, default limits."""
     yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
+    """Quirks mode off, whatever the environment says."""
+    yield from _serve(tmp_path_factory, quirks=False)
+
+
+@pytest.fixture(scope="module")
+def quirky_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
+    """Quirks mode on: answers as CnosDB does, defects included."""
+    yield from _serve(tmp_path_factory, quirks=True)
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from cnosdb_jaeger_storage.embedded import cli
 from .lite_client import Client, basic
 
 REPO = Path(__file__).resolve().parents[2]
-OPTIONS = ["--data-dir", "--http-addr", "--user", "--password", "--auth-enabled", "--log-level"]
+OPTIONS = ["--data-dir", "--http-addr", "--user", "--password", "--auth-enabled", "--quirks", "--log-level"]
 ENV_TWINS = ["CNOSDB_LITE_DATA_DIR", "CNOSDB_LITE_HTTP_ADDR", "CNOSDB_LITE_USER", "CNOSDB_LITE_PASSWORD",
-             "CNOSDB_LITE_AUTH_ENABLED", "CNOSDB_LITE_LOG_LEVEL"]
+             "CNOSDB_LITE_AUTH_ENABLED", "CNOSDB_LITE_QUIRKS", "CNOSDB_LITE_LOG_LEVEL"]
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +52,7 @@ def test_defaults(monkeypatch, tmp_path):
     assert args.data_dir == tmp_path / ".local" / "share" / "cnosdb-lite"
     assert args.http_addr == ("127.0.0.1", 8902)
     assert (args.user, args.password, args.auth_enabled, args.log_level) == ("root", "", False, "warning")
+    assert args.quirks is False
 
 
 def test_xdg_data_home_moves_the_default_data_dir(monkeypatch, tmp_path):
@@ -70,12 +71,15 @@ def test_xdg_data_home_moves_the_default_data_dir(monkeypatch, tmp_path):
         ({"CNOSDB_LITE_AUTH_ENABLED": "true"}, [], "auth_enabled", True),
         ({"CNOSDB_LITE_AUTH_ENABLED": "0"}, [], "auth_enabled", False),
         ({"CNOSDB_LITE_AUTH_ENABLED": "0"}, ["--auth-enabled"], "auth_enabled", True),
+        ({"CNOSDB_LITE_QUIRKS": "1"}, [], "quirks", True),
+        ({"CNOSDB_LITE_QUIRKS": "false"}, ["--quirks"], "quirks", True),
         ({"CNOSDB_LITE_LOG_LEVEL": "DEBUG"}, [], "log_level", "debug"),
         ({"CNOSDB_LITE_DATA_DIR": "/srv/x"}, [], "data_dir", Path("/srv/x")),
         ({"CNOSDB_LITE_DATA_DIR": "/srv/x"}, ["--data-dir", "/srv/y"], "data_dir", Path("/srv/y")),
     ],
     ids=["addr-env", "addr-flag-wins", "user-env", "user-flag-wins", "password-env", "auth-env",
-         "auth-env-false", "auth-flag-wins", "log-level-env", "data-dir-env", "data-dir-flag-wins"],
+         "auth-env-false", "auth-flag-wins", "quirks-env", "quirks-flag-wins", "log-level-env", "data-dir-env",
+         "data-dir-flag-wins"],
 )
 def test_flag_then_environment_then_default(monkeypatch, env, argv, attribute, expected):
     for name, value in env.items():
