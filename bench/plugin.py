@@ -168,29 +168,41 @@ def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: floa
     raise TimeoutError(f"{name}: nothing listens on {port}")
 
 
-class Proc:
+class ProcStats:
+    """CPU and memory of a process on this machine; NaN for one we cannot see (pid None)."""
+
+    def __init__(self, pid: int | None) -> None:
+        self._pid = pid
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    def cpu(self) -> float:
+        """User + system CPU seconds of every thread of the process so far."""
+        if self.pid is None:
+            return float("nan")
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def status_mb(self, key: str) -> float:
+        if self.pid is None:
+            return float("nan")
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+class Proc(ProcStats):
     def __init__(self, name: str, command: list[str], log: Path) -> None:
         self.name = name
         self.log = log
         self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def cpu(self) -> float:
-        """User + system CPU seconds of every thread of the process so far."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-    def status_mb(self, key: str) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        super().__init__(self.process.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -234,6 +246,16 @@ def cnosdb_lite(data_dir: Path, work: Path, py_spy_dir: str | None = None) -> It
         proc.stop()
 
 
+@contextlib.contextmanager
+def database(args: argparse.Namespace, data_dir: Path, work: Path) -> Iterator[tuple[ProcStats, str]]:
+    """The CnosDB of `--cnosdb-url` (its CPU and RSS read if `--cnosdb-pid` is given), else a cnosdb-lite."""
+    if args.cnosdb_url:
+        yield ProcStats(args.cnosdb_pid), args.cnosdb_url
+    else:
+        with cnosdb_lite(data_dir, work, args.py_spy) as found:
+            yield found
+
+
 @dataclass
 class Plugin:
     proc: Proc
@@ -247,7 +269,7 @@ def plugin_server(cnosdb_url: str, work: Path, profile_dir: str | None, tag: str
     grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
     flags = ["--grpc-addr", f"127.0.0.1:{grpc_port}", "--otlp-grpc-addr=", "--otlp-http-addr",
              f"127.0.0.1:{http_port}", "--admin-addr", f"127.0.0.1:{admin_port}", "--cnosdb-url", cnosdb_url,
-             "--data-dir", str(work / "unused"), "--ttl", "30d", *extra]
+             "--database", DATABASE, "--data-dir", str(work / "unused"), "--ttl", "30d", *extra]
     if profile_dir:
         Path(profile_dir).mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "cProfile", "-o", str(Path(profile_dir) / f"server-{tag}.prof"),
@@ -383,7 +405,7 @@ async def send_span_streams(target: str, streams_of_spans: list[list[bytes]], st
     return 0
 
 
-def ingest_one(label: str, send: Callable[[], object], spans: int, plugin: Plugin, lite: Proc,
+def ingest_one(label: str, send: Callable[[], object], spans: int, plugin: Plugin, lite: ProcStats,
                lite_url: str) -> IngestResult:
     before = span_count(lite_url)
     cpu_server, cpu_lite, cpu_client = plugin.proc.cpu(), lite.cpu(), time.process_time()
@@ -468,7 +490,7 @@ def ingest_section(args: argparse.Namespace, work: Path) -> None:
 
 # ---- 2. queries --------------------------------------------------------------------------------------
 
-def load_stored(url: str, spans: Spans, lite: Proc) -> None:
+def load_stored(url: str, spans: Spans, lite: ProcStats) -> None:
     lite_sql(url, query_builder.create_database(DATABASE, "30d"), database="public")
     started, cpu = time.perf_counter(), lite.cpu()
     with ProcessPoolExecutor(max_workers=1) as pool:
@@ -511,14 +533,17 @@ def query_section(args: argparse.Namespace, work: Path) -> None:
     window_ns = 23 * HOUR_NS
     spans = Spans(random.getrandbits(31) << 8, groups, now - window_ns, window_ns // (groups * SPANS_PER_REQUEST))
     header("2. Queries", f"latency through the server (sequential calls, gRPC loopback) with {spans.count:,} spans "
-           f"({spans.traces:,} traces over the last 23 h) stored in cnosdb-lite; disk and peak RSS",
+           f"({spans.traces:,} traces over the last 23 h) stored in {args.cnosdb_url or 'cnosdb-lite'}; "
+           "disk and peak RSS",
            "GetTrace p99 <= 50 ms; FindTraces with a tag p99 <= 300 ms (at 1M spans)")
     data_dir = work / "query-data"
     rnd = random.Random(7)
-    with cnosdb_lite(data_dir, work, args.py_spy) as (lite, lite_url):
+    with database(args, data_dir, work) as (lite, lite_url):
         load_stored(lite_url, spans, lite)
-        print(f"count(*) = {span_count(lite_url):,}; data dir {dir_bytes(data_dir) / spans.count:.1f} B/span "
-              f"while running (WAL + Parquet, {dir_bytes(data_dir) / 1e6:,.0f} MB)", flush=True)
+        print(f"count(*) = {span_count(lite_url):,}", flush=True)
+        if not args.cnosdb_url:
+            print(f"data dir {dir_bytes(data_dir) / spans.count:.1f} B/span while running "
+                  f"(WAL + Parquet, {dir_bytes(data_dir) / 1e6:,.0f} MB)", flush=True)
         with plugin_server(lite_url, work, args.profile_server, "query", args.server_arg,
                                args.py_spy) as plugin:
             channel = grpc.insecure_channel(plugin.grpc_target, options=[("grpc.max_receive_message_length", 64 << 20)])
@@ -605,6 +630,8 @@ def query_section(args: argparse.Namespace, work: Path) -> None:
         lite_hwm = lite.status_mb("VmHWM")
     print(f"peak RSS (VmHWM): server {server_hwm:,.0f} MB, cnosdb-lite {lite_hwm:,.0f} MB "
           f"({lite_hwm * 2**20 / spans.count:,.0f} B/span)")
+    if args.cnosdb_url:
+        return
     parquet = sum(p.stat().st_size for p in data_dir.rglob("*.parquet"))
     print(f"on disk after a clean stop (checkpoint): {dir_bytes(data_dir) / spans.count:.1f} B/span "
           f"({dir_bytes(data_dir) / 1e6:,.0f} MB; Parquet {parquet / spans.count:.1f} B/span)")
@@ -654,6 +681,7 @@ def sql_breakdown(url: str, spans: Spans, start: int, end: int, probe: list[byte
 
 
 def main() -> None:
+    global DATABASE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=200_000, help="spans sent per ingest transport")
     parser.add_argument("--stored", type=int, default=1_000_000, help="spans stored for the query section")
@@ -670,7 +698,12 @@ def main() -> None:
     parser.add_argument("--py-spy", metavar="DIR", help="sample the server with py-spy (on PATH), stacks to DIR")
     parser.add_argument("--server-arg", action="append", default=[], help="extra server flag (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data, logs)")
+    parser.add_argument("--cnosdb-url", default="",
+                        help="query section: a running CnosDB (http://host:8902, user root) instead of a cnosdb-lite")
+    parser.add_argument("--cnosdb-pid", type=int, help="with --cnosdb-url: its local PID, to report its CPU and RSS")
+    parser.add_argument("--database", default=DATABASE, help="database the spans go to (use a new one per run)")
     args = parser.parse_args()
+    DATABASE = args.database
     work = Path(tempfile.mkdtemp(prefix="bench-plugin-"))
     print(f"bench.plugin: {os.cpu_count()} cores, Python {sys.version.split()[0]}, work dir {work}")
     sections = {s.strip() for s in args.sections.split(",")}

@@ -55,6 +55,8 @@ class Config:
         "help": "CnosDB HTTP API URL, e.g. http://127.0.0.1:8902; empty runs the embedded cnosdb-lite"})
     cnosdb_user: str = field(default="root", metadata={"help": "CnosDB user (Basic auth)"})
     cnosdb_password: str = field(default="", metadata={"help": "CnosDB password (Basic auth)"})
+    cnosdb_timeout: float = field(default=30.0, metadata={
+        "help": "seconds one CnosDB request may take before the call fails with UNAVAILABLE / 503"})
     tenant: str = field(default=DEFAULT_TENANT, metadata={"help": "CnosDB tenant holding the spans"})
     database: str = field(default=DEFAULT_DATABASE, metadata={
         "help": "CnosDB database holding the spans; created at start-up if missing"})
@@ -158,6 +160,8 @@ def validate(config: Config) -> None:
         raise ConfigError("--max-pending-spans must be at least --batch-size")
     if config.write_retries < 1:
         raise ConfigError("--write-retries must be at least 1")
+    if not config.cnosdb_timeout > 0:
+        raise ConfigError("--cnosdb-timeout must be more than 0 seconds")
     if config.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("--log-level must be debug, info, warning or error")
     for name in ("grpc_addr", "otlp_grpc_addr", "otlp_http_addr", "query_http_addr", "admin_addr", "purge_addr"):

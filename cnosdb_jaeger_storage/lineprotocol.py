@@ -60,6 +60,7 @@ _KIND = {number: lp_field_key(col.KIND) + "=" + lp_field_string(name)
          for name, number in trace_pb2.Span.SpanKind.items()}
 _STATUS = {number: _tag(col.STATUS_CODE) + lp_tag_value(name)
            for name, number in trace_pb2.Status.StatusCode.items() if number}
+_KIND_TAG = {number: _tag(col.KIND_TAG) + lp_tag_value(name) for name, number in trace_pb2.Span.SpanKind.items()}
 
 # Types JSON pieces, already escaped for a line-protocol string: `\"key\":\"int\"`.
 _T_INT = col.TYPE_INT
@@ -291,6 +292,7 @@ def _encode_spans(head: str, tail: str, spans: Iterable[trace_pb2.Span], out: li
     append = out.append
     names = _names
     kinds = _KIND
+    kind_tags = _KIND_TAG
     statuses = _STATUS
     level = _SPAN_LEVEL
     for span in spans:
@@ -320,6 +322,7 @@ def _encode_spans(head: str, tail: str, spans: Iterable[trace_pb2.Span], out: li
             tags = f"{tags}{name_tag}{statuses.get(code) or _unknown_status(code)}"
         else:
             tags += name_tag
+        tags += kind_tags.get(kind) or _unknown_kind_tag(kind)
 
         parts = [f"{kinds.get(kind) or _unknown_kind(kind)}{_END}{end}{_DURATION}{end - start}"]
         attributes = span.attributes
@@ -351,6 +354,10 @@ def _encode_spans(head: str, tail: str, spans: Iterable[trace_pb2.Span], out: li
 
 def _unknown_status(code: int) -> str:
     return _tag(col.STATUS_CODE) + str(code)
+
+
+def _unknown_kind_tag(kind: int) -> str:
+    return _tag(col.KIND_TAG) + str(kind)
 
 
 def _unknown_kind(kind: int) -> str:

@@ -1,14 +1,23 @@
 """Every SQL statement this server sends to CnosDB, built here and nowhere else.
 
 Values and names reach the text only through `quoting`; `tests/test_query_builder.py` compares each
-statement with a golden file under `tests/golden_sql/`. The SQL stays inside what CnosDB's DataFusion 27
-fork runs: WHERE, IN lists, GROUP BY, ORDER BY, LIMIT, inner joins, count/min/max.
+statement with a golden file under `tests/golden_sql/` and checks the rules below on every one of them.
+The SQL stays inside what CnosDB's DataFusion 27 fork runs: WHERE, IN lists, UNION ALL, GROUP BY,
+ORDER BY, LIMIT, inner joins, count/min/max, and CnosDB's `SHOW TAG VALUES`.
+
+Rules that keep the statements correct and cheap on CnosDB's storage engine (not on DataFusion alone):
+- A comparison with a field column is guarded, `"f" IS NOT NULL AND "f" = 'v'`: CnosDB pushes `f = 'v'`
+  down as an exact filter that its storage skips for series written before column `f` existed, so
+  unguarded, every older span would match. The `IS NOT NULL` stays in DataFusion's filter and drops them.
+- An IN list of trace IDs holds at most `TRACE_IDS_PER_IN` values: from four on, CnosDB reads every series.
+  More IDs are fetched as a `UNION ALL` of such lists.
+- Services and operations come from the series index (`SHOW TAG VALUES`), never from a scan of the rows.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import spanrow as col
@@ -22,6 +31,7 @@ _ATTRIBUTE_COLUMN = re.compile(
     r"/attributes/(.*)", re.DOTALL)
 _EVENT_NAME_COLUMN = re.compile(r"ResourceSpans/ScopeSpans/Span/Event_\d+/name")
 
+TRACE_IDS_PER_IN = 3  # the most values an IN list of a tag may hold and still use CnosDB's index
 _KINDS = ("internal", "server", "client", "producer", "consumer")
 
 
@@ -60,15 +70,37 @@ def drop_table(table: str) -> str:
 
 
 def services(table: str) -> str:
-    svc = ident(col.SERVICE_NAME)
-    return f"SELECT {svc} AS service FROM {ident(table)} WHERE {svc} IS NOT NULL GROUP BY {svc} ORDER BY {svc}"
+    """Answers `key`, `value` rows, a value per service."""
+    return show_tag_values(table, col.SERVICE_NAME)
 
 
-def operations(table: str, service: str, span_kind: str = "") -> str:
+def operation_kinds(table: str, service: str) -> str:
+    """The span kinds a service's spans have, from the kind tag."""
+    return show_tag_values(table, col.KIND_TAG, {col.SERVICE_NAME: stored_name(service)})
+
+
+def operation_names(table: str, service: str, span_kind: str | None = None) -> str:
+    """A service's span names, of one span kind (`SPAN_KIND_SERVER`, ...) when `span_kind` is given."""
+    where = {col.SERVICE_NAME: stored_name(service)}
+    if span_kind is not None:
+        where[col.KIND_TAG] = span_kind
+    return show_tag_values(table, col.NAME, where)
+
+
+def show_tag_values(table: str, tag: str, where: Mapping[str, str] | None = None) -> str:
+    """Distinct values of one tag column (of the series that match `where`, tag → value) from the index."""
+    text = f"SHOW TAG VALUES FROM {ident(table)} WITH KEY = {ident(tag)}"
+    if where:
+        text += " WHERE " + " AND ".join(f"{ident(c)} = {lit(v)}" for c, v in sorted(where.items()))
+    return text
+
+
+def operations_scan(table: str, service: str, span_kind: str = "") -> str:
+    """A service's (name, kind) pairs from its rows: for tables without the kind tag (written by CnosDB)."""
     name, kind = ident(col.NAME), ident(col.KIND)
     where = [f"{ident(col.SERVICE_NAME)} = {lit(stored_name(service))}", f"{name} IS NOT NULL"]
     if span_kind:
-        where.append(f"{kind} = {lit(otlp_kind(span_kind))}")
+        where.append(_field_equals(col.KIND, otlp_kind(span_kind)))
     return (f"SELECT {name} AS name, {kind} AS kind FROM {ident(table)} WHERE {' AND '.join(where)} "
             f"GROUP BY {name}, {kind} ORDER BY {name}, {kind}")
 
@@ -92,16 +124,25 @@ def find_trace_ids(table: str, query: TraceQuery, columns: Collection[str]) -> s
 def trace_bounds(table: str, trace_ids: Sequence[str]) -> str:
     """First start and last end of each trace: the time hints of v2 FindTraceIDs."""
     trace_id = ident(col.TRACE_ID)
-    return (f"SELECT {trace_id} AS trace_id, CAST(min(time) AS BIGINT) AS first_start, "
-            f"max(CAST(time AS BIGINT) + CAST({ident(col.DURATION)} AS BIGINT)) AS last_end "
-            f"FROM {ident(table)} WHERE {trace_id} IN ({_list(trace_ids)}) GROUP BY {trace_id}")
+    return _union_by_trace_ids(trace_ids, lambda in_list: (
+        f"SELECT {trace_id} AS trace_id, CAST(min(time) AS BIGINT) AS first_start, "
+        f"max(CAST(time AS BIGINT) + CAST({ident(col.DURATION)} AS BIGINT)) AS last_end "
+        f"FROM {ident(table)} WHERE {in_list} GROUP BY {trace_id}"))
 
 
 def spans_of_traces(table: str, trace_ids: Sequence[str], start: int | None = None,
                     end: int | None = None) -> str:
-    where = [f"{ident(col.TRACE_ID)} IN ({_list(trace_ids)})", *_time_window(start, end)]
-    return (f"SELECT * FROM {ident(table)} WHERE {' AND '.join(where)} "
-            f"ORDER BY {ident(col.TRACE_ID)}, time, {ident(col.SPAN_ID)}")
+    """Every span of the traces (that started in the window, if given), ordered by trace, time, span."""
+    window = "".join(f" AND {condition}" for condition in _time_window(start, end))
+    select = _union_by_trace_ids(trace_ids, lambda in_list: f"SELECT * FROM {ident(table)} WHERE {in_list}{window}")
+    return f"{select} ORDER BY {ident(col.TRACE_ID)}, time, {ident(col.SPAN_ID)}"
+
+
+def _union_by_trace_ids(trace_ids: Sequence[str], select: Callable[[str], str]) -> str:
+    """`select(<trace ID IN list>)` for each group of at most `TRACE_IDS_PER_IN` IDs, in one UNION ALL."""
+    trace_id = ident(col.TRACE_ID)
+    groups = [trace_ids[i:i + TRACE_IDS_PER_IN] for i in range(0, len(trace_ids), TRACE_IDS_PER_IN)]
+    return " UNION ALL ".join(select(f"{trace_id} IN ({_list(group)})") for group in groups)
 
 
 def dependencies(table: str, start: int | None, end: int | None) -> str:
@@ -122,9 +163,9 @@ def _search_conditions(query: TraceQuery, columns: Collection[str]) -> list[str]
     if query.operation:
         where.append(f"{ident(col.NAME)} = {lit(stored_name(query.operation))}")
     if query.duration_min is not None:
-        where.append(f"{ident(col.DURATION)} >= {int(query.duration_min)}")
+        where.append(_field_compare(col.DURATION, ">=", str(int(query.duration_min))))
     if query.duration_max is not None:
-        where.append(f"{ident(col.DURATION)} <= {int(query.duration_max)}")
+        where.append(_field_compare(col.DURATION, "<=", str(int(query.duration_max))))
     for key, value in sorted(query.attributes.items()):
         alternatives = _attribute_matches(key, value, columns)
         if not alternatives:
@@ -145,7 +186,7 @@ def _attribute_matches(key: str, value: str, columns: Collection[str]) -> list[s
     elif key == "otel.status_description":
         pairs.append((col.STATUS_MESSAGE, value))
     elif key == "span.kind" and value in _KINDS:
-        pairs.append((col.KIND, otlp_kind(value)))
+        pairs.append((col.KIND_TAG if col.KIND_TAG in columns else col.KIND, otlp_kind(value)))
     elif key in ("otel.scope.name", "otel.library.name"):
         pairs.append((col.SCOPE_NAME, stored_name(value)))
     elif key in ("otel.scope.version", "otel.library.version"):
@@ -155,7 +196,23 @@ def _attribute_matches(key: str, value: str, columns: Collection[str]) -> list[s
     elif key == "event":
         pairs.extend((c, value) for c in sorted(columns) if _EVENT_NAME_COLUMN.fullmatch(c))
     # Only columns the table has: naming a missing column is an error in CnosDB, not a non-match.
-    return [f"{ident(c)} = {lit(v)}" for c, v in pairs if c in columns]
+    return [_equals(c, v) for c, v in pairs if c in columns]
+
+
+def _equals(column: str, value: str) -> str:
+    """`column = 'value'`, guarded when the column is a field (see the module's rules)."""
+    if column in col.TAG_COLUMNS:
+        return f"{ident(column)} = {lit(value)}"
+    return _field_equals(column, value)
+
+
+def _field_equals(column: str, value: str) -> str:
+    return _field_compare(column, "=", lit(value))
+
+
+def _field_compare(column: str, op: str, literal: str) -> str:
+    """`"f" IS NOT NULL AND "f" <op> <literal>`: a series written before `f` existed cannot match."""
+    return f"({ident(column)} IS NOT NULL AND {ident(column)} {op} {literal})"
 
 
 def _time_window(start: int | None, end: int | None, column: str = "time") -> list[str]:

@@ -78,7 +78,8 @@ async def start(config: Config) -> Server:
         embedded = await start_server(engine, "127.0.0.1", 0, user=config.cnosdb_user)
         url = embedded.url
         log.info("embedded cnosdb-lite data_dir=%s url=%s", config.data_dir, url)
-    client = CnosDBClient(url, config.cnosdb_user, config.cnosdb_password, compress=not config.embedded)
+    client = CnosDBClient(url, config.cnosdb_user, config.cnosdb_password, compress=not config.embedded,
+                          timeout=config.cnosdb_timeout)
     default = Target(config.tenant, config.database, config.table)
     writers: list[BatchWriter] = []
     retention: dict[Target, str] = {}  # each configured database's TTL as CnosDB reports it

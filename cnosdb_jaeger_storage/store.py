@@ -11,6 +11,7 @@ Contract, shared by all transports:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -30,7 +31,7 @@ from .writer import BatchWriter
 log = logging.getLogger(__name__)
 
 _TABLE_MISSING = re.compile(r"table .*not (found|exist)|not (found|exist).*table", re.IGNORECASE)
-_FETCH_TRACES_PER_QUERY = 100
+_FETCH_TRACES_PER_QUERY = 30  # a UNION ALL of 10 IN lists (query_builder.TRACE_IDS_PER_IN)
 _JAEGER_KIND = {"SPAN_KIND_UNSPECIFIED": "", "SPAN_KIND_INTERNAL": "internal", "SPAN_KIND_SERVER": "server",
                 "SPAN_KIND_CLIENT": "client", "SPAN_KIND_PRODUCER": "producer",
                 "SPAN_KIND_CONSUMER": "consumer"}
@@ -83,7 +84,9 @@ class TraceStore:
 
     def _drop_expired(self, resource_spans: Iterable[trace_pb2.ResourceSpans]
                       ) -> tuple[list[trace_pb2.ResourceSpans], int]:
-        """CnosDB refuses a whole write that holds one span older than the TTL: keep those out of it."""
+        """Keep spans older than the TTL out of the write: CnosDB refuses a whole write with one point that
+        would need a storage bucket already past the TTL, and may keep other old points until their bucket
+        expires; either way the client learns which spans were not kept for the retention it asked for."""
         resource_spans = list(resource_spans)
         if self._min_start_ns is None:
             return resource_spans, 0
@@ -107,13 +110,23 @@ class TraceStore:
 
     async def services(self) -> list[str]:
         rows = await self._sql(sql.services(self.target.table))
-        return [decode_stored_name(r["service"]) for r in rows if "service" in r]
+        return sorted(decode_stored_name(r["value"]) for r in rows if "value" in r)
 
     async def operations(self, service: str, span_kind: str = "") -> list[tuple[str, str]]:
-        """(name, Jaeger span kind: '' for unspecified) pairs of a service."""
-        rows = await self._sql(sql.operations(self.target.table, service, span_kind))
-        return [(decode_stored_name(r["name"]), _JAEGER_KIND.get(r.get("kind", ""), ""))
-                for r in rows if "name" in r]
+        """(name, Jaeger span kind: '' for unspecified) pairs of a service, from CnosDB's series index."""
+        table = self.target.table
+        if spanrow.KIND_TAG not in await self.columns():  # a table written by CnosDB's own trace API
+            rows = await self._sql(sql.operations_scan(table, service, span_kind))
+            return [(decode_stored_name(r["name"]), _JAEGER_KIND.get(r.get("kind", ""), ""))
+                    for r in rows if "name" in r]
+        if span_kind:
+            kinds = [sql.otlp_kind(span_kind)]
+        else:
+            kinds = [r["value"] for r in await self._sql(sql.operation_kinds(table, service)) if "value" in r]
+        names = await asyncio.gather(*(self._sql(sql.operation_names(table, service, kind)) for kind in kinds))
+        pairs = {(decode_stored_name(r["value"]), kind) for kind, rows in zip(kinds, names, strict=True)
+                 for r in rows if "value" in r}
+        return [(name, _JAEGER_KIND.get(kind, "")) for name, kind in sorted(pairs)]
 
     async def find_trace_ids(self, query: sql.TraceQuery) -> list[str]:
         columns = await self.columns() if query.attributes else frozenset()
@@ -132,10 +145,15 @@ class TraceStore:
                 for t in trace_ids if t in bounds]
 
     async def find_traces(self, query: sql.TraceQuery) -> AsyncIterator[Trace]:
-        trace_ids = await self.find_trace_ids(query)
+        async for trace in self.get_traces(await self.find_trace_ids(query)):
+            yield trace
+
+    async def get_traces(self, trace_ids: Sequence[str], start: int | None = None, end: int | None = None
+                         ) -> AsyncIterator[Trace]:
+        """The traces that have spans (that started in the window, if given), in the order asked."""
         for i in range(0, len(trace_ids), _FETCH_TRACES_PER_QUERY):
             group = trace_ids[i:i + _FETCH_TRACES_PER_QUERY]
-            by_trace = _group_rows(await self._sql(sql.spans_of_traces(self.target.table, group)))
+            by_trace = _group_rows(await self._sql(sql.spans_of_traces(self.target.table, group, start, end)))
             for trace_id in group:
                 if trace_id in by_trace:
                     yield spanrow.rows_to_resource_spans(by_trace[trace_id])

@@ -203,7 +203,8 @@ GOLDEN = {
     "minimal": (
         [resource_spans([span()])],
         f"jaeger_spans,{SVC}=frontend,{P}trace_id=000102030405060708090a0b0c0d0e0f,{P}span_id=0102030405060708,"
-        f'{P}name=op {P}kind="SPAN_KIND_SERVER",{P}end_time_unix_nano={T0 + 1500},{P}duration_nano=1500 {T0}',
+        f'{P}name=op,{P}kind_tag=SPAN_KIND_SERVER '
+        f'{P}kind="SPAN_KIND_SERVER",{P}end_time_unix_nano={T0 + 1500},{P}duration_nano=1500 {T0}',
     ),
     "child-with-status-and-typed-attributes": (
         [resource_spans([span(
@@ -214,7 +215,8 @@ GOLDEN = {
             scope="lib")],
         f"jaeger_spans,{SVC}=frontend,ResourceSpans/ScopeSpans/InstrumentationScope/name=lib,"
         f"{P}trace_id=000102030405060708090a0b0c0d0e0f,{P}span_id=0102030405060708,"
-        f"{P}parent_span_id=090a0b0c0d0e0f10,{P}trace_state=k\\=v,{P}name=op,{P}Status/code=STATUS_CODE_ERROR "
+        f"{P}parent_span_id=090a0b0c0d0e0f10,{P}trace_state=k\\=v,{P}name=op,{P}Status/code=STATUS_CODE_ERROR,"
+        f"{P}kind_tag=SPAN_KIND_CLIENT "
         f'{P}kind="SPAN_KIND_CLIENT",{P}end_time_unix_nano={T0 + 1500},{P}duration_nano=1500,'
         f'{P}attributes/http.method="GET",{P}attributes/http.status_code="200",{P}attributes/error="true",'
         f'{P}attributes/ratio="0.25",'
@@ -240,7 +242,8 @@ GOLDEN = {
                     dropped_attributes_count=1, dropped_events_count=2, dropped_links_count=3)])])],
         f"jaeger_spans,{SVC}=svc,ResourceSpans/ScopeSpans/InstrumentationScope/name=io.lib,"
         f"ResourceSpans/ScopeSpans/InstrumentationScope/version=2.0,"
-        f"{P}trace_id=000102030405060708090a0b0c0d0e0f,{P}span_id=0102030405060708,{P}name=op "
+        f"{P}trace_id=000102030405060708090a0b0c0d0e0f,{P}span_id=0102030405060708,{P}name=op,"
+        f"{P}kind_tag=SPAN_KIND_SERVER "
         f'{P}kind="SPAN_KIND_SERVER",{P}end_time_unix_nano={T0 + 1500},{P}duration_nano=1500,'
         f'{P}Event_0/time_unix_nano={T0 + 10},{P}Event_0/time_unix_nano_exact={T0 + 10}i,'
         f'{P}Event_0/name="log",{P}Event_0/attributes/n="1",'
@@ -262,13 +265,13 @@ GOLDEN = {
             service="svc\\ one\r\n")],
         f"jaeger_spans,{SVC}=svc\\\\\\ one\\\"\\',"
         f"{P}trace_id=000102030405060708090a0b0c0d0e0f,{P}span_id=0102030405060708,"
-        f"{P}name=GET\\ /a\\ b\\,c\\=d\\\\ "
+        f"{P}name=GET\\ /a\\ b\\,c\\=d\\\\,{P}kind_tag=SPAN_KIND_SERVER "
         f'{P}kind="SPAN_KIND_SERVER",{P}end_time_unix_nano={T0 + 1500},{P}duration_nano=1500,'
         f'{P}attributes/we"ird\\ key\\,\\=\\\\\\\'="va\\"l\\\\ue\n",{P}attributes/#hash="" {T0}',
     ),
     "no-service-unset-ids-unknown-kind": (
         [resource_spans([trace_pb2.Span(kind=9, start_time_unix_nano=5, end_time_unix_nano=3)], service=None)],
-        f'jaeger_spans {P}kind="9",{P}end_time_unix_nano=3,{P}duration_nano=-2 5',
+        f'jaeger_spans,{P}kind_tag=9 {P}kind="9",{P}end_time_unix_nano=3,{P}duration_nano=-2 5',
     ),
 }
 
@@ -284,7 +287,7 @@ def test_one_line_per_span_across_resources_and_scopes():
     rs2 = resource_spans([span(name="d")], service="s2")
     lines = encode_resource_spans("t", [rs1, rs2])
     assert len(lines) == 4
-    assert [line.split(f"{P}name=")[1].split()[0] for line in lines] == ["a", "b", "c", "d"]
+    assert [line.split(f"{P}name=")[1].split(",")[0] for line in lines] == ["a", "b", "c", "d"]
     assert all("\n" not in line for line in lines)
 
 

@@ -6,6 +6,7 @@ Regenerate the files under tests/golden_sql/ with `REGENERATE_GOLDEN_SQL=1 make 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -40,9 +41,12 @@ CASES = {
     "describe_table": sql.describe_table(T),
     "drop_table": sql.drop_table(T),
     "services": sql.services(T),
-    "operations": sql.operations(T, "frontend"),
-    "operations_with_kind": sql.operations(T, "frontend", "server"),
-    "operations_hostile_service": sql.operations(T, "it's\nhostile\\"),
+    "operation_kinds": sql.operation_kinds(T, "frontend"),
+    "operation_names": sql.operation_names(T, "frontend"),
+    "operation_names_of_kind": sql.operation_names(T, "frontend", "SPAN_KIND_SERVER"),
+    "operation_names_hostile_service": sql.operation_names(T, "it's\nhostile\\"),
+    "operations_scan": sql.operations_scan(T, "frontend"),
+    "operations_scan_with_kind": sql.operations_scan(T, "frontend", "server"),
     "find_trace_ids_default": sql.find_trace_ids(T, sql.TraceQuery(), COLUMNS),
     "find_trace_ids_all_filters": sql.find_trace_ids(T, sql.TraceQuery(
         service="frontend", operation="GET /", attributes={"http.status_code": "200"},
@@ -53,8 +57,12 @@ CASES = {
     "find_trace_ids_hostile_tag": sql.find_trace_ids(T, sql.TraceQuery(
         attributes={"it's \"quoted\"": "'; DROP TABLE jaeger_spans; --", "back\\slash": "v"}), COLUMNS),
     "find_trace_ids_unknown_tag": sql.find_trace_ids(T, sql.TraceQuery(attributes={"nope": "1"}), COLUMNS),
+    "find_trace_ids_kind_tag": sql.find_trace_ids(T, sql.TraceQuery(attributes={"span.kind": "client"}),
+                                                  COLUMNS | {spanrow.KIND_TAG}),
     "trace_bounds": sql.trace_bounds(T, ["0" * 31 + "1", "0" * 31 + "2"]),
+    "trace_bounds_seven": sql.trace_bounds(T, [f"{i:032x}" for i in range(1, 8)]),
     "spans_of_traces": sql.spans_of_traces(T, ["0" * 31 + "1"]),
+    "spans_of_traces_seven": sql.spans_of_traces(T, [f"{i:032x}" for i in range(1, 8)]),
     "spans_of_traces_window": sql.spans_of_traces(T, ["0" * 31 + "1"], START, START + DAY),
     "dependencies": sql.dependencies(T, START, START + DAY),
     "dependencies_unbounded": sql.dependencies(T, None, None),
@@ -83,3 +91,75 @@ def test_tag_search_matches_every_level_of_exactly_that_key() -> None:
 
 def test_unknown_tag_key_cannot_match() -> None:
     assert sql.find_trace_ids(T, sql.TraceQuery(attributes={"nope": "1"}), COLUMNS) is None
+
+
+# --- rules every statement keeps on CnosDB (see query_builder's docstring), checked on the golden files ---
+
+_TOKEN = re.compile(r"""\s*("(?:[^"]|"")*"|'(?:[^']|'')*'|<=|>=|<>|[=<>(),]|[^\s"'(),=<>]+)""")
+_COMPARISON = ("=", "<>", "<", "<=", ">", ">=")
+_UNQUOTED_TAGS = {"time", "trace_id"}  # `time`, and the output alias ordered by in find_trace_ids
+
+
+def _tokens(statement: str) -> list[str]:
+    return _TOKEN.findall(statement)
+
+
+def _is_literal(token: str) -> bool:
+    return token.startswith("'") or token.lstrip("-").isdigit()
+
+
+def _golden_statements() -> dict[str, str]:
+    found = {path.stem: path.read_text().strip() for path in sorted(GOLDEN.glob("*.sql"))}
+    return {name: text for name, text in found.items() if not text.startswith("--")}
+
+
+def _tag_identifiers() -> set[str]:
+    return {'"' + column.replace('"', '""') + '"' for column in spanrow.TAG_COLUMNS} | _UNQUOTED_TAGS
+
+
+def _unguarded_field_comparisons(statement: str) -> list[str]:
+    """`<field column> <op> <literal>` comparisons not inside `(<column> IS NOT NULL AND ...)`."""
+    tokens = _tokens(statement)
+    tags = _tag_identifiers()
+    found = []
+    for i in range(1, len(tokens) - 1):
+        column, op, value = tokens[i - 1], tokens[i], tokens[i + 1]
+        if op not in _COMPARISON or not _is_literal(value) or column in tags or "." in column:
+            continue
+        if tokens[i - 7:i - 1] != ["(", column, "IS", "NOT", "NULL", "AND"]:
+            found.append(f"{column} {op} {value}")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(_golden_statements()))
+def test_every_field_comparison_is_guarded_against_series_without_the_column(name: str) -> None:
+    assert _unguarded_field_comparisons(_golden_statements()[name]) == []
+
+
+@pytest.mark.parametrize("name", sorted(_golden_statements()))
+def test_in_lists_stay_on_cnosdbs_tag_index(name: str) -> None:
+    tokens = _tokens(_golden_statements()[name])
+    for i, token in enumerate(tokens):
+        if token.upper() == "IN" and tokens[i + 1] == "(":
+            end = tokens.index(")", i)
+            values = [t for t in tokens[i + 2:end] if t != ","]
+            assert len(values) <= sql.TRACE_IDS_PER_IN, f"{name}: an IN list of {len(values)} values"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in _golden_statements() if n.startswith(("services", "operation_"))))
+def test_services_and_operations_read_the_series_index(name: str) -> None:
+    assert _golden_statements()[name].startswith("SHOW TAG VALUES ")
+
+
+@pytest.mark.parametrize("name", ["find_trace_ids_all_filters", "spans_of_traces_window"])
+def test_statements_given_a_window_bound_every_scan_by_it(name: str) -> None:
+    for branch in _golden_statements()[name].split(" UNION ALL "):
+        assert "time >= CAST(" in branch and "time <= CAST(" in branch, name
+
+
+def test_the_rules_catch_what_they_forbid() -> None:
+    """The checks above must fail on the statements they exist to stop."""
+    field = '"ResourceSpans/ScopeSpans/Span/attributes/k"'
+    assert _unguarded_field_comparisons(f"SELECT * FROM t WHERE {field} = 'v'") == [f"{field} = 'v'"]
+    assert _unguarded_field_comparisons(f"SELECT * FROM t WHERE ({field} IS NOT NULL AND {field} = 'v')") == []
+    assert sql.spans_of_traces(T, [f"{i:032x}" for i in range(10)]).count(" IN (") == 4

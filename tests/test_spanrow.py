@@ -209,6 +209,17 @@ def test_events_and_links_follow_their_index_not_column_order():
     assert [link.span_id.hex() for link in span.links] == [f"{i:016x}" for i in (0, 1, 2, 10)]
 
 
+def test_a_link_of_a_span_to_itself_is_dropped_as_cnosdbs_writer_leaked_it():
+    """CnosDB's /api/v1/traces writer copies the links of earlier spans of an export onto later ones."""
+    row = _row("a", "01" * 8)
+    row[f"{S}Link_0/trace_id"] = row[col.TRACE_ID]
+    row[f"{S}Link_0/span_id"] = "01" * 8
+    row[f"{S}Link_1/trace_id"] = row[col.TRACE_ID]
+    row[f"{S}Link_1/span_id"] = "02" * 8
+    (rs,) = rows_to_resource_spans([row])
+    assert [link.span_id.hex() for link in rs.scope_spans[0].spans[0].links] == ["02" * 8]
+
+
 @pytest.mark.parametrize(("cells", "end"), [
     ({col.DURATION: 1500.0, col.END_TIME: float(T0)}, T0 + 1500),
     ({col.DURATION: 1500, col.END_TIME: float(T0)}, T0 + 1500),

@@ -1,1 +1,1 @@
-SELECT "ResourceSpans/Resource/attributes/service.name" AS service FROM "jaeger_spans" WHERE "ResourceSpans/Resource/attributes/service.name" IS NOT NULL GROUP BY "ResourceSpans/Resource/attributes/service.name" ORDER BY "ResourceSpans/Resource/attributes/service.name"
+SHOW TAG VALUES FROM "jaeger_spans" WITH KEY = "ResourceSpans/Resource/attributes/service.name"

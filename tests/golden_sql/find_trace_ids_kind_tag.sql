@@ -1,0 +1,1 @@
+SELECT "ResourceSpans/ScopeSpans/Span/trace_id" AS trace_id, max(time) AS newest FROM "jaeger_spans" WHERE ("ResourceSpans/ScopeSpans/Span/kind_tag" = 'SPAN_KIND_CLIENT') GROUP BY "ResourceSpans/ScopeSpans/Span/trace_id" ORDER BY newest DESC, trace_id LIMIT 100

@@ -1,0 +1,1 @@
+SHOW TAG VALUES FROM "jaeger_spans" WITH KEY = "ResourceSpans/ScopeSpans/Span/name" WHERE "ResourceSpans/Resource/attributes/service.name" = 'frontend'
