@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_clock import Clock
 
 from cnosdb_jaeger_storage.embedded.engine import Engine
+
+from .fake_clock import Clock
 
 
 @pytest.fixture

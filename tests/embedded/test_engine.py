@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_clock import NOW, Clock
 
 from cnosdb_jaeger_storage.embedded import CnosDBError, Engine
 from cnosdb_jaeger_storage.embedded import table as table_mod
+
+from .fake_clock import NOW, Clock
 
 DAY = 86400 * 10**9
 

@@ -9,10 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_clock import NOW, Clock
 
 from cnosdb_jaeger_storage.embedded import CnosDBError, Engine
 from cnosdb_jaeger_storage.embedded.catalog import I64_MAX, I64_MIN, YEAR_NS, bucket_range
+
+from .fake_clock import NOW, Clock
 
 HOUR = 3600 * 10**9
 DAY = 24 * HOUR
