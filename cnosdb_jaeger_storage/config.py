@@ -81,6 +81,9 @@ class Config:
     receiver_password: str = field(default="", metadata={"help": "password for --receiver-user"})
     tenant_header: str = field(default="x-tenant", metadata={
         "help": "gRPC metadata / HTTP header naming the Jaeger tenant"})
+    max_tables: int = field(default=16, metadata={
+        "help": "most span tables that CnosDB's tenant/db/table headers may address beyond the configured ones "
+                "(each gets a writer of its own); requests for more are refused with 403"})
     tenants: str = field(default="", metadata={
         "help": "comma list of allowed tenants, each 'name' or 'name=cnosdb_tenant/database'; "
                 "a tenant maps to the CnosDB database of its own name unless given; empty: tenants ignored"})
@@ -160,6 +163,8 @@ def validate(config: Config) -> None:
         raise ConfigError("--max-pending-spans must be at least --batch-size")
     if config.write_retries < 1:
         raise ConfigError("--write-retries must be at least 1")
+    if config.max_tables < 0:
+        raise ConfigError("--max-tables must be at least 0")
     if not config.cnosdb_timeout > 0:
         raise ConfigError("--cnosdb-timeout must be more than 0 seconds")
     if config.log_level not in ("debug", "info", "warning", "error"):

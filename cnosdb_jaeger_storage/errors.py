@@ -2,7 +2,9 @@
 
     StorageError
     ├── InvalidRequest        the client's request is wrong       INVALID_ARGUMENT / 400
-    ├── UnknownTenant         tenant not in --tenants              PERMISSION_DENIED / 403
+    ├── UnknownTenant         tenant not in --tenants, or headers  PERMISSION_DENIED / 403
+    │                         that leave the tenant's database
+    ├── UnknownDatabase       CnosDB headers name no database      NOT_FOUND / 404
     ├── TraceNotFound         no span of that trace                NOT_FOUND / 404
     └── CnosDBError           CnosDB answered with an error        UNAVAILABLE / 503 (5xx) or INTERNAL / 500
         └── CnosDBUnavailable CnosDB could not be reached          UNAVAILABLE / 503
@@ -28,6 +30,11 @@ class InvalidRequest(StorageError):
 class UnknownTenant(StorageError):
     grpc_code = grpc.StatusCode.PERMISSION_DENIED
     http_status = 403
+
+
+class UnknownDatabase(StorageError):
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    http_status = 404
 
 
 class TraceNotFound(StorageError):

@@ -21,8 +21,7 @@ from .http_support import HttpError, check_basic_auth, read_body, status_of
 from .metrics import METRICS
 from .otlp_ingest import export
 from .proto import trace_service_pb2
-from .store import Target, TraceStore
-from .tenancy import Tenancy
+from .tenancy import CnosDBHeaders, Tenancy
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +86,8 @@ def _varint(n: int) -> bytes:
 
 
 class OtlpHttpReceiver:
-    def __init__(self, tenancy: Tenancy, default: Target, *, max_body: int, user: str = "",
-                 password: str = "") -> None:
-        self._tenancy, self._default = tenancy, default
+    def __init__(self, tenancy: Tenancy, *, max_body: int, user: str = "", password: str = "") -> None:
+        self._tenancy = tenancy
         self._max_body, self._user, self._password = max_body, user, password
 
     def app(self) -> web.Application:
@@ -99,23 +97,19 @@ class OtlpHttpReceiver:
         return app
 
     async def _otlp(self, request: web.Request) -> web.Response:
-        return await self._handle(request, lambda: self._tenancy.store(
-            request.headers.get(self._tenancy.header)), "otlp_http")
+        return await self._handle(request, CnosDBHeaders(), "otlp_http")
 
     async def _cnosdb(self, request: web.Request) -> web.Response:
-        target = Target(request.headers.get("tenant") or self._default.tenant,
-                        request.headers.get("db") or self._default.database,
-                        request.headers.get("table") or self._default.table)
-        return await self._handle(request, lambda: self._tenancy.store_at(target), "cnosdb_http")
+        return await self._handle(request, CnosDBHeaders.of(request.headers), "cnosdb_http")
 
-    async def _handle(self, request: web.Request, store: Any, transport: str) -> web.Response:
+    async def _handle(self, request: web.Request, cnosdb: CnosDBHeaders, transport: str) -> web.Response:
         content_type = request.content_type
         reply_type = JSON if content_type == JSON else PROTOBUF
         try:
             if content_type not in (PROTOBUF, JSON):
                 raise HttpError(415, f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}")
             check_basic_auth(request, self._user, self._password)
-            target_store: TraceStore = store()
+            target_store = await self._tenancy.store_addressed(request.headers.get(self._tenancy.header), cnosdb)
             export_request = decode_request(await read_body(request, self._max_body), content_type)
             response = await export(target_store, export_request, transport)
         except Exception as exc:

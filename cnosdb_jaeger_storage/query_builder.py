@@ -57,6 +57,10 @@ def describe_database(database: str) -> str:
     return f"DESCRIBE DATABASE {ident(database)}"
 
 
+def show_databases() -> str:
+    return "SHOW DATABASES"
+
+
 def show_tables() -> str:
     return "SHOW TABLES"
 

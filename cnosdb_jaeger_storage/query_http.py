@@ -23,8 +23,8 @@ from .http_support import check_basic_auth, status_of
 from .jaeger_otlp import resource_spans_to_jaeger
 from .proto import model_pb2
 from .query_builder import TraceQuery
-from .store import Target, TraceStore
-from .tenancy import Tenancy
+from .store import TraceStore
+from .tenancy import CnosDBHeaders, Tenancy
 
 log = logging.getLogger(__name__)
 
@@ -196,19 +196,15 @@ class QueryHttpApi:
             app.router.add_get(path, self._wrap(handler))
         return app
 
-    def _store(self, request: web.Request) -> TraceStore:
+    async def _store(self, request: web.Request) -> TraceStore:
         check_basic_auth(request, self._user, self._password)
-        if any(h in request.headers for h in ("tenant", "db", "table")):
-            default = self._tenancy.default
-            return self._tenancy.store_at(Target(request.headers.get("tenant") or default.tenant,
-                                                 request.headers.get("db") or default.database,
-                                                 request.headers.get("table") or default.table))
-        return self._tenancy.store(request.headers.get(self._tenancy.header))
+        return await self._tenancy.store_addressed(request.headers.get(self._tenancy.header),
+                                                   CnosDBHeaders.of(request.headers))
 
     def _wrap(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def run(request: web.Request) -> web.Response:
             try:
-                return await handler(request, self._store(request))
+                return await handler(request, await self._store(request))
             except Exception as exc:  # turned into Jaeger's error envelope at this edge
                 status, message = status_of(exc)
                 if status >= 500:

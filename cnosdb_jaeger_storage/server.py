@@ -95,7 +95,17 @@ async def start(config: Config) -> Server:
         writers.append(writer)
         return TraceStore(client, target, writer, oldest_start(retention.get(target, "INF")))
 
-    tenancy = Tenancy(default, parse_tenants(config.tenants, default), config.tenant_header, make_store)
+    async def database_exists(tenant: str, database: str) -> bool:
+        try:
+            rows = await client.sql(sql.show_databases(), tenant=tenant, database="public")
+        except CnosDBError as exc:
+            if exc.retryable:
+                raise
+            return False  # CnosDB refuses an unknown tenant
+        return any(row.get("database_name") == database for row in rows)
+
+    tenancy = Tenancy(default, parse_tenants(config.tenants, default), config.tenant_header, make_store,
+                      database_exists, config.max_tables)
     server = Server(config, client, tenancy, writers=writers, embedded=embedded, engine=engine)
     try:
         retention.update(await _create_databases(client, tenancy.targets, config.ttl))
@@ -165,10 +175,9 @@ def _bind(grpc_server: grpc.aio.Server, addr: str) -> int:
 
 async def _start_http(server: Server) -> None:
     config = server.config
-    default = Target(config.tenant, config.database, config.table)
     apps: dict[str, tuple[str, web.Application]] = {}
     if config.otlp_http_addr:
-        receiver = OtlpHttpReceiver(server.tenancy, default, max_body=config.max_request_bytes,
+        receiver = OtlpHttpReceiver(server.tenancy, max_body=config.max_request_bytes,
                                     user=config.receiver_user, password=config.receiver_password)
         apps["otlp_http"] = (config.otlp_http_addr, receiver.app())
     if config.admin_addr:
@@ -211,7 +220,7 @@ def _purge_app(server: Server) -> web.Application:
     """Test-only (Jaeger's storage integration suite cleans up through it): drops every span table."""
     async def purge(_: web.Request) -> web.Response:
         for target in server.tenancy.targets:
-            await server.tenancy.store_at(target).purge()
+            await server.tenancy.configured_store(target).purge()
         response = web.Response(text="purged")
         response.force_close()  # Jaeger's suite checks for leaked goroutines: no idle keep-alive
         return response

@@ -65,13 +65,15 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "receiver_user": ("otel", "otel"),
     "receiver_password": ("secret", "secret"),
     "tenant_header": ("x-scope-orgid", "x-scope-orgid"),
+    "max_tables": ("4", 4),
     "tenants": ("acme,beta=cnosdb/beta_db", "acme,beta=cnosdb/beta_db"),
     "purge_addr": ("127.0.0.1:7005", "127.0.0.1:7005"),
     "v1_streaming_writer": ("false", False),
     "log_level": ("debug", "debug"),
 }
 # Another valid value, to tell a flag from an environment variable.
-OTHER = {"batch_size": ("200", 200), "cnosdb_timeout": ("90", 90.0), "batch_delay": ("0.5", 0.5),
+OTHER = {"batch_size": ("200", 200), "max_tables": ("5", 5), "cnosdb_timeout": ("90", 90.0),
+         "batch_delay": ("0.5", 0.5),
          "max_pending_spans": ("20000", 20000),
          "write_retries": ("4", 4), "max_request_bytes": ("2048", 2048), "log_level": ("error", "error"),
          "ttl": ("12h", "12h"), "grpc_addr": (":7011", ":7011"), "otlp_grpc_addr": (":7012", ":7012"),

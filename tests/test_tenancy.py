@@ -123,8 +123,10 @@ def v2_find(server: RunningServer, tenant: str | None, service: str) -> list[str
         return [rs.resource.attributes[0].value.string_value for chunk in chunks for rs in chunk.resource_spans]
 
 
-def http_get(server: RunningServer, tenant: str | None, path: str, **params: Any) -> requests.Response:
-    return requests.get(server.url("query_http") + path, params=params, headers=http_headers(tenant), timeout=30)
+def http_get(server: RunningServer, tenant: str | None, path: str, headers: dict[str, str] | None = None,
+             **params: Any) -> requests.Response:
+    return requests.get(server.url("query_http") + path, params=params,
+                        headers={**http_headers(tenant), **(headers or {})}, timeout=30)
 
 
 def http_services(server: RunningServer, tenant: str | None) -> set[str]:
@@ -263,18 +265,69 @@ def test_query_http_refuses_a_missing_or_unknown_tenant(tenanted, tenant: str | 
                                "errors": [{"code": 403, "msg": message}]}
 
 
-def test_cnosdb_headers_may_name_only_a_tenants_database(tenanted) -> None:
+def cnosdb_write(server: RunningServer, headers: dict[str, str], service: str, trace_id: bytes) -> requests.Response:
+    """A write through CnosDB's own path, with CnosDB's headers (and a Jaeger tenant header, if any)."""
+    return requests.post(server.url("otlp_http") + "/api/v1/traces",
+                         data=otlp_request(service, trace_id).SerializeToString(),
+                         headers={"Content-Type": "application/x-protobuf", **headers}, timeout=30)
+
+
+# Every combination of the Jaeger tenant header and CnosDB's tenant/db/table headers that the probes tried.
+HEADER_PROBES = [
+    pytest.param(tenant, cnosdb, id=f"x-tenant={tenant}-{'-'.join(f'{k}={v}' for k, v in cnosdb.items())}")
+    for tenant in (None, "acme", "beta")
+    for cnosdb in ({"db": "acme"}, {"db": "beta"}, {"db": "jaeger"}, {"db": "nodb"}, {"tenant": "cnosdb"},
+                   {"tenant": "other", "db": "acme"}, {"table": "jaeger_spans"}, {"db": "beta", "table": "t2"},
+                   {"tenant": "cnosdb", "db": "acme", "table": "jaeger_spans"})
+]
+
+
+def _allowed(tenant: str | None, cnosdb: dict[str, str]) -> bool:
+    """Only a listed tenant, and CnosDB's headers only within that tenant's own database."""
+    return tenant is not None and cnosdb.get("db", tenant) == tenant and cnosdb.get("tenant", "cnosdb") == "cnosdb"
+
+
+@pytest.mark.parametrize(("tenant", "cnosdb"), HEADER_PROBES)
+def test_cnosdb_headers_never_leave_the_tenants_database_on_write(tenanted, tenant: str | None,
+                                                                  cnosdb: dict[str, str]) -> None:
     server, _ = tenanted
-    url = server.url("otlp_http") + "/api/v1/traces"
-    headers = {"Content-Type": "application/x-protobuf", "table": "jaeger_spans"}
     trace_id = os.urandom(16)
-    body = otlp_request("via-cnosdb-headers", trace_id).SerializeToString()
-    refused = requests.post(url, data=body, headers={**headers, "db": "jaeger"}, timeout=30)
-    assert refused.status_code == 403
-    assert "is not a configured tenant" in status_pb2.Status.FromString(refused.content).message
-    assert requests.post(url, data=body, headers={**headers, "db": "beta"}, timeout=30).status_code == 200
-    assert v1_trace(server, "beta", trace_id) == ["via-cnosdb-headers"]
-    assert v1_trace(server, "acme", trace_id) == []
+    response = cnosdb_write(server, {**http_headers(tenant), **cnosdb}, "probe", trace_id)
+    if not _allowed(tenant, cnosdb):
+        assert response.status_code == 403, response.content
+        for known in TENANTS:
+            assert v1_trace(server, known, trace_id) == []
+        return
+    assert response.status_code == 200, response.content
+    assert tenant is not None
+    table = {"table": cnosdb["table"]} if "table" in cnosdb else {}
+    found = http_get(server, tenant, f"/api/traces/{trace_id.hex()}", headers=table)
+    assert found.status_code == 200
+    other = next(t for t in TENANTS if t != tenant)
+    assert http_get(server, other, f"/api/traces/{trace_id.hex()}", headers=table).status_code in (403, 404)
+
+
+@pytest.mark.parametrize(("tenant", "cnosdb"), HEADER_PROBES)
+def test_cnosdb_headers_never_leave_the_tenants_database_on_read(tenanted, tenant: str | None,
+                                                                 cnosdb: dict[str, str]) -> None:
+    server, _ = tenanted
+    response = http_get(server, tenant, "/api/services", headers=cnosdb)
+    if not _allowed(tenant, cnosdb):
+        assert response.status_code == 403, response.content
+        return
+    assert response.status_code == 200
+    assert tenant is not None
+    services = set(response.json()["data"])
+    assert not any(service.startswith(next(t for t in TENANTS if t != tenant)) for service in services)
+
+
+@pytest.mark.parametrize("call", _grpc_calls())
+def test_grpc_ignores_cnosdbs_headers(tenanted, call: Callable[..., object]) -> None:
+    """gRPC callers are Jaeger's: only the tenant header addresses storage, a `db` entry changes nothing."""
+    server, _ = tenanted
+    with server.channel() as channel:
+        call(channel, [("x-tenant", "beta"), ("db", "acme"), ("tenant", "other")])
+    assert "refused" not in v1_services(server, "acme")
 
 
 # --- without tenants ---------------------------------------------------------------------------------------
@@ -296,3 +349,28 @@ def test_without_tenants_the_header_is_ignored(untenanted: RunningServer, path: 
         assert v2_trace(untenanted, tenant, trace_id) == [service]
         assert http_trace(untenanted, tenant, trace_id) == [service]
         assert service in v1_services(untenanted, tenant)
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    pytest.param({"db": "no_such_database"}, 404, id="unknown-database"),
+    pytest.param({"tenant": "no_such_tenant"}, 404, id="unknown-cnosdb-tenant"),
+    pytest.param({"table": "a/b"}, 400, id="slash-in-table"),
+    pytest.param({"table": "x" * 129}, 400, id="long-table"),
+    pytest.param({"table": "tab\tle"}, 400, id="control-in-table"),
+])
+def test_without_tenants_cnosdb_headers_address_only_existing_databases_and_valid_tables(
+        untenanted: RunningServer, headers: dict[str, str], status: int) -> None:
+    trace_id = os.urandom(16)
+    assert cnosdb_write(untenanted, headers, "addressed", trace_id).status_code == status
+    assert http_get(untenanted, None, "/api/services", headers=headers).status_code == status
+    assert v1_trace(untenanted, None, trace_id) == []
+
+
+def test_the_tables_headers_may_address_are_bounded(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with running_server(server_config(tmp_path_factory.mktemp("max_tables"), max_tables=2)) as server:
+        for table in ("t1", "t2", "t1"):
+            assert cnosdb_write(server, {"table": table}, "svc", os.urandom(16)).status_code == 200
+        refused = cnosdb_write(server, {"table": "t3"}, "svc", os.urandom(16))
+        assert refused.status_code == 403
+        assert "--max-tables" in status_pb2.Status.FromString(refused.content).message
+        assert cnosdb_write(server, {}, "svc", os.urandom(16)).status_code == 200  # the configured table
