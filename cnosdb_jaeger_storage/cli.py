@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from .config import ConfigError, load_config
-from .server import serve
+from .server import StartupError, serve
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -36,7 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cnosdb-jaeger-storage: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_level)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except StartupError as exc:
+        print(f"cnosdb-jaeger-storage: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 ENV_PREFIX = "CNOSDB_JAEGER_"
 
@@ -55,6 +56,8 @@ class Config:
         "help": "CnosDB HTTP API URL, e.g. http://127.0.0.1:8902; empty runs the embedded cnosdb-lite"})
     cnosdb_user: str = field(default="root", metadata={"help": "CnosDB user (Basic auth)"})
     cnosdb_password: str = field(default="", metadata={"help": "CnosDB password (Basic auth)"})
+    cnosdb_wait: float = field(default=60.0, metadata={
+        "help": "seconds to wait at start-up for CnosDB to answer (one log line per attempt) before giving up"})
     cnosdb_timeout: float = field(default=30.0, metadata={
         "help": "seconds one CnosDB request may take before the call fails with UNAVAILABLE / 503"})
     tenant: str = field(default=DEFAULT_TENANT, metadata={"help": "CnosDB tenant holding the spans"})
@@ -165,6 +168,13 @@ def validate(config: Config) -> None:
         raise ConfigError("--write-retries must be at least 1")
     if config.max_tables < 0:
         raise ConfigError("--max-tables must be at least 0")
+    if config.cnosdb_url:
+        url = urlparse(config.cnosdb_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"--cnosdb-url: {config.cnosdb_url!r} is not an http:// or https:// URL "
+                              "such as http://127.0.0.1:8902")
+    if config.cnosdb_wait < 0:
+        raise ConfigError("--cnosdb-wait must be at least 0 seconds")
     if not config.cnosdb_timeout > 0:
         raise ConfigError("--cnosdb-timeout must be more than 0 seconds")
     if config.log_level not in ("debug", "info", "warning", "error"):

@@ -60,14 +60,26 @@ class CnosDBError(StorageError):
         return self.status in (429, 500, 502, 503, 504)
 
     @property
+    def not_found(self) -> bool:
+        """CnosDB has no such tenant, database or table: the request addressed one (or it was dropped)."""
+        return self.code in _CNOSDB_NOT_FOUND
+
+    @property
     def grpc_code(self) -> grpc.StatusCode:  # type: ignore[override]
-        return grpc.StatusCode.UNAVAILABLE if self.retryable else grpc.StatusCode.INTERNAL
+        if self.retryable:
+            return grpc.StatusCode.UNAVAILABLE
+        return grpc.StatusCode.NOT_FOUND if self.not_found else grpc.StatusCode.INTERNAL
 
     @property
     def http_status(self) -> int:  # type: ignore[override]
-        return 503 if self.retryable else 500
+        if self.retryable:
+            return 503
+        return 404 if self.not_found else 500
 
 
 class CnosDBUnavailable(CnosDBError):
+    """Nothing answered (refused, reset, timed out): retryable like a 503, but no status was received."""
+
     def __init__(self, reason: str, doing: str = "") -> None:
         super().__init__(503, "", reason, doing)
+        self.args = (f"{doing + ': ' if doing else ''}CnosDB unreachable: {reason}",)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from aiohttp import web
@@ -28,6 +31,9 @@ from .writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
+_GRPC_MESSAGE_LIMITS = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                        ("grpc.max_send_message_length", 64 * 1024 * 1024)]
+
 # Spans this close to the TTL edge are refused by us rather than by CnosDB, whose clock may differ a bit.
 _TTL_MARGIN_NS = 60 * 1_000_000_000
 
@@ -39,6 +45,65 @@ def oldest_start(ttl: str) -> Callable[[], int] | None:
     return lambda: time.time_ns() - seconds * 1_000_000_000 + _TTL_MARGIN_NS
 
 
+class StartupError(Exception):
+    """Why the server cannot start, in one line that names the option to change; printed without a traceback."""
+
+
+@dataclass
+class Listeners:
+    """Every listening socket, bound before anything else is opened, so a busy port fails first and alone.
+
+    gRPC servers bind without SO_REUSEPORT (gRPC's default would silently share a busy port with another
+    process and split the clients between the two). HTTP sockets are bound here and served later.
+    """
+
+    grpc: dict[str, grpc.aio.Server] = field(default_factory=dict)
+    http: dict[str, socket.socket] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, config: Config) -> Listeners:
+        listeners = cls()
+        try:
+            listeners._bind_grpc("grpc", "--grpc-addr", config.grpc_addr)
+            if config.otlp_grpc_addr:
+                listeners._bind_grpc("otlp_grpc", "--otlp-grpc-addr", config.otlp_grpc_addr)
+            for name in ("otlp_http", "admin", "purge", "query_http"):
+                addr = getattr(config, f"{name}_addr")
+                if addr:
+                    listeners._bind_http(name, "--" + name.replace("_", "-") + "-addr", addr)
+        except BaseException:
+            listeners.close()
+            raise
+        return listeners
+
+    def _bind_grpc(self, name: str, option: str, addr: str) -> None:
+        server = grpc.aio.server(options=[*_GRPC_MESSAGE_LIMITS, ("grpc.so_reuseport", 0)])
+        host, port = split_addr(addr, option)
+        try:
+            bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        except RuntimeError:
+            bound = 0
+        if not bound:
+            raise StartupError(f"{option} {addr}: cannot listen there (the port is in use, or the address is "
+                               "not this machine's); choose another with " + option)
+        self.grpc[name], self.ports[name] = server, bound
+
+    def _bind_http(self, name: str, option: str, addr: str) -> None:
+        host, port = split_addr(addr, option)
+        try:
+            sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise StartupError(f"{option} {addr}: cannot listen there ({reason}); choose another with "
+                               f"{option}") from None
+        self.http[name], self.ports[name] = sock, sock.getsockname()[1]
+
+    def close(self) -> None:
+        for sock in self.http.values():
+            sock.close()
+
+
 @dataclass
 class Server:
     """The running server; `close()` stops accepting, writes what is queued, and releases everything."""
@@ -46,18 +111,24 @@ class Server:
     config: Config
     client: CnosDBClient
     tenancy: Tenancy
+    listeners: Listeners
     grpc_servers: list[grpc.aio.Server] = field(default_factory=list)
     http_runners: list[web.AppRunner] = field(default_factory=list)
     writers: list[BatchWriter] = field(default_factory=list)
-    ports: dict[str, int] = field(default_factory=dict)
     embedded: object | None = None  # the in-process cnosdb-lite, if any
     engine: object | None = None
+    ready: bool = False  # the configured databases exist: until then /healthz says so
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.listeners.ports
 
     async def close(self) -> None:
         for server in self.grpc_servers:
             await server.stop(grace=5)
         for runner in self.http_runners:
             await runner.cleanup()
+        self.listeners.close()
         for writer in self.writers:
             await writer.close()
         await self.client.close()
@@ -68,16 +139,24 @@ class Server:
 
 
 async def start(config: Config) -> Server:
+    listeners = Listeners.open(config)
     embedded = engine = None
     url = config.cnosdb_url
-    if config.embedded:
-        from .embedded.engine import Engine
-        from .embedded.http_server import start_server
+    try:
+        if config.embedded:
+            from .embedded.engine import Engine
+            from .embedded.http_server import start_server
 
-        engine = Engine(config.data_dir)
-        embedded = await start_server(engine, "127.0.0.1", 0, user=config.cnosdb_user)
-        url = embedded.url
-        log.info("embedded cnosdb-lite data_dir=%s url=%s", config.data_dir, url)
+            _check_data_dir(config.data_dir)
+            engine = Engine(config.data_dir)
+            embedded = await start_server(engine, "127.0.0.1", 0, user=config.cnosdb_user)
+            url = embedded.url
+            log.info("embedded cnosdb-lite data_dir=%s url=%s", config.data_dir, url)
+    except BaseException:
+        listeners.close()
+        if engine is not None:
+            engine.close()
+        raise
     client = CnosDBClient(url, config.cnosdb_user, config.cnosdb_password, compress=not config.embedded,
                           timeout=config.cnosdb_timeout)
     default = Target(config.tenant, config.database, config.table)
@@ -106,99 +185,115 @@ async def start(config: Config) -> Server:
 
     tenancy = Tenancy(default, parse_tenants(config.tenants, default), config.tenant_header, make_store,
                       database_exists, config.max_tables)
-    server = Server(config, client, tenancy, writers=writers, embedded=embedded, engine=engine)
+    server = Server(config, client, tenancy, listeners, writers=writers, embedded=embedded, engine=engine)
     try:
-        retention.update(await _create_databases(client, tenancy.targets, config.ttl))
+        await _serve_http(server, ["admin"])  # /healthz answers while CnosDB is awaited
+        retention.update(await _create_databases(client, tenancy.targets, config))
+        server.ready = True
         await _start_grpc(server)
-        await _start_http(server)
+        await _serve_http(server, ["otlp_http", "purge", "query_http"])
     except BaseException:
         await server.close()
         raise
     return server
 
 
-async def _create_databases(client: CnosDBClient, targets: list[Target], ttl: str,
-                            wait: float = 60.0) -> dict[Target, str]:
+def _check_data_dir(path: str) -> None:
+    """The embedded engine's directory: creatable, a directory, writable; else one line naming the option."""
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StartupError(f"--data-dir {path}: not a directory; point --data-dir at a directory") from None
+    except OSError as exc:
+        raise StartupError(f"--data-dir {path}: cannot create it ({exc.strerror}); point --data-dir at a "
+                           "directory this user may write") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StartupError(f"--data-dir {path}: not writable by this user; point --data-dir at a directory "
+                           "this user may write")
+
+
+async def _create_databases(client: CnosDBClient, targets: list[Target], config: Config) -> dict[Target, str]:
     """Creates each database if missing, waiting for CnosDB to come up; returns each one's actual TTL.
 
     A database that already existed keeps its own TTL, which is the one CnosDB enforces on writes.
     """
+    wait = config.cnosdb_wait
     deadline = time.monotonic() + wait
     retention = {}
     for target in targets:
         while True:
             try:
-                await client.sql(sql.create_database(target.database, ttl), tenant=target.tenant,
+                await client.sql(sql.create_database(target.database, config.ttl), tenant=target.tenant,
                                  database="public")
                 rows = await client.sql(sql.describe_database(target.database), tenant=target.tenant,
                                         database=target.database)
-                retention[target] = str(rows[0].get("ttl", ttl)) if rows else ttl
+                retention[target] = str(rows[0].get("ttl", config.ttl)) if rows else config.ttl
                 break
             except CnosDBError as exc:
-                if not exc.retryable or time.monotonic() > deadline:
-                    raise
-                log.warning("waiting for CnosDB error=%r", str(exc))
-                await asyncio.sleep(1)
+                left = deadline - time.monotonic()
+                if exc.status in (401, 403) or "auth" in exc.message.lower():
+                    raise StartupError(f"--cnosdb-user/--cnosdb-password: CnosDB at {config.cnosdb_url or 'embedded'} "
+                                       f"refused them ({exc.message}); check the credentials") from None
+                if not exc.retryable:
+                    raise StartupError(f"--tenant/--database: CnosDB refused to create database "
+                                       f"{target.tenant}/{target.database}: {exc.code} {exc.message}") from None
+                if left <= 0:
+                    raise StartupError(f"--cnosdb-url {config.cnosdb_url}: CnosDB did not answer for {wait:.0f} s "
+                                       f"({exc}); start it or point --cnosdb-url at it") from None
+                log.warning("waiting for CnosDB error=%r retrying_for=%.0fs", str(exc), left)
+                await asyncio.sleep(min(1.0, left))
     return retention
 
 
 async def _start_grpc(server: Server) -> None:
     config = server.config
-    main = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                                    ("grpc.max_send_message_length", 64 * 1024 * 1024)])
+    main = server.listeners.grpc["grpc"]
     names = [*grpc_v1.register(main, server.tenancy, streaming_writer=config.v1_streaming_writer),
              *grpc_v2.register(main, server.tenancy),
              *otlp_grpc.register(main, server.tenancy)]
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, main)
-    for name in ["", *names]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await _add_health(main, names)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], main)
-    server.ports["grpc"] = _bind(main, config.grpc_addr)
     server.grpc_servers.append(main)
-    if config.otlp_grpc_addr:
-        otlp_only = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
-        otlp_grpc.register(otlp_only, server.tenancy)
-        server.ports["otlp_grpc"] = _bind(otlp_only, config.otlp_grpc_addr)
+    otlp_only = server.listeners.grpc.get("otlp_grpc")
+    if otlp_only is not None:
+        await _add_health(otlp_only, otlp_grpc.register(otlp_only, server.tenancy))
         server.grpc_servers.append(otlp_only)
     for grpc_server in server.grpc_servers:
         await grpc_server.start()
 
 
-def _bind(grpc_server: grpc.aio.Server, addr: str) -> int:
-    host, port = split_addr(addr)
-    bound = grpc_server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"cannot listen on {addr}")
-    return bound
+async def _add_health(grpc_server: grpc.aio.Server, names: list[str]) -> None:
+    """Every service of the port, and the port as a whole (""), SERVING."""
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 
-async def _start_http(server: Server) -> None:
+async def _serve_http(server: Server, names: list[str]) -> None:
     config = server.config
-    apps: dict[str, tuple[str, web.Application]] = {}
-    if config.otlp_http_addr:
-        receiver = OtlpHttpReceiver(server.tenancy, max_body=config.max_request_bytes,
-                                    user=config.receiver_user, password=config.receiver_password)
-        apps["otlp_http"] = (config.otlp_http_addr, receiver.app())
-    if config.admin_addr:
-        apps["admin"] = (config.admin_addr, _admin_app(server))
-    if config.purge_addr:
-        apps["purge"] = (config.purge_addr, _purge_app(server))
-    if config.query_http_addr:
-        from .query_http import QueryHttpApi
+    apps: dict[str, web.Application] = {}
+    for name in [n for n in names if n in server.listeners.http]:
+        if name == "otlp_http":
+            apps[name] = OtlpHttpReceiver(server.tenancy, max_body=config.max_request_bytes,
+                                          user=config.receiver_user, password=config.receiver_password).app()
+        elif name == "admin":
+            apps[name] = _admin_app(server)
+        elif name == "purge":
+            apps[name] = _purge_app(server)
+        else:
+            from .query_http import QueryHttpApi
 
-        api = QueryHttpApi(server.tenancy, user=config.receiver_user, password=config.receiver_password)
-        apps["query_http"] = (config.query_http_addr, api.app())
-    for name, (addr, app) in apps.items():
+            apps[name] = QueryHttpApi(server.tenancy, user=config.receiver_user,
+                                      password=config.receiver_password).app()
+    for name, app in apps.items():
         # Bodies reach the handlers as sent: `http_support.read_body` decompresses them itself, bounded
         # (aiohttp's own decoding would gunzip them a second time, and cannot read zstd at all).
         runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await runner.setup()
-        host, port = split_addr(addr)
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        await web.SockSite(runner, server.listeners.http[name]).start()
         server.http_runners.append(runner)
-        server.ports[name] = runner.addresses[0][1]
 
 
 def _admin_app(server: Server) -> web.Application:
@@ -207,6 +302,8 @@ def _admin_app(server: Server) -> web.Application:
                             headers={"X-Content-Type-Options": "nosniff"})
 
     async def healthz(_: web.Request) -> web.Response:
+        if not server.ready:
+            return web.json_response({"status": "waiting for CnosDB"}, status=503)
         ok = await server.client.ping()
         return web.json_response({"status": "ok" if ok else "cnosdb unreachable"}, status=200 if ok else 503)
 

@@ -52,6 +52,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "cnosdb_user": ("admin", "admin"),
     "cnosdb_password": ("p@ss word", "p@ss word"),
     "cnosdb_timeout": ("120", 120.0),
+    "cnosdb_wait": ("5", 5.0),
     "tenant": ("t1", "t1"),
     "database": ("traces", "traces"),
     "table": ("spans", "spans"),
@@ -72,7 +73,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "log_level": ("debug", "debug"),
 }
 # Another valid value, to tell a flag from an environment variable.
-OTHER = {"batch_size": ("200", 200), "max_tables": ("5", 5), "cnosdb_timeout": ("90", 90.0),
+OTHER = {"batch_size": ("200", 200), "max_tables": ("5", 5), "cnosdb_wait": ("7", 7.0), "cnosdb_timeout": ("90", 90.0),
          "batch_delay": ("0.5", 0.5),
          "max_pending_spans": ("20000", 20000),
          "write_retries": ("4", 4), "max_request_bytes": ("2048", 2048), "log_level": ("error", "error"),
@@ -144,6 +145,10 @@ def test_environment_names_are_exact() -> None:
      "--max-pending-spans must be at least --batch-size"),
     ({"CNOSDB_JAEGER_WRITE_RETRIES": "0"}, "--write-retries must be at least 1"),
     ({"CNOSDB_JAEGER_CNOSDB_TIMEOUT": "0"}, "--cnosdb-timeout must be more than 0 seconds"),
+    ({"CNOSDB_JAEGER_CNOSDB_URL": "not-a-url"},
+     "--cnosdb-url: 'not-a-url' is not an http:// or https:// URL such as http://127.0.0.1:8902"),
+    ({"CNOSDB_JAEGER_CNOSDB_URL": "ftp://cnosdb:8902"},
+     "--cnosdb-url: 'ftp://cnosdb:8902' is not an http:// or https:// URL such as http://127.0.0.1:8902"),
     ({"CNOSDB_JAEGER_LOG_LEVEL": "verbose"}, "--log-level must be debug, info, warning or error"),
     ({"CNOSDB_JAEGER_GRPC_ADDR": ""}, "--grpc-addr must not be empty"),
     ({"CNOSDB_JAEGER_GRPC_ADDR": "localhost"}, "--grpc-addr: 'localhost' is not host:port"),
@@ -154,7 +159,7 @@ def test_environment_names_are_exact() -> None:
     ({"CNOSDB_JAEGER_OTLP_GRPC_ADDR": "nope"}, "--otlp-grpc-addr: 'nope' is not host:port"),
     ({"CNOSDB_JAEGER_TTL": "7x"}, "--ttl: '7x' is not a retention such as '7d', '12h' or 'INF'"),
     ({"CNOSDB_JAEGER_TTL": "0d"}, "--ttl: '0d' is not a retention such as '7d', '12h' or 'INF'"),
-], ids=["int", "float", "empty-int", "batch-size", "pending-below-batch", "retries", "timeout",
+], ids=["int", "float", "empty-int", "batch-size", "pending-below-batch", "retries", "timeout", "url", "url-scheme",
         "log-level", "empty-grpc", "grpc-no-port", "named-port", "port-too-large", "admin-no-port", "negative-port",
         "otlp-grpc", "ttl-unit", "ttl-zero"])
 def test_bad_values_are_refused_naming_the_option(environ: dict[str, str], message: str) -> None:
