@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import not_support, sql_parser
+from .errors import coordinator_common, not_support, sql_parser
 from .table import Table
 
 DEFAULT_TENANT = "cnosdb"
@@ -184,6 +184,8 @@ class Database:
             if refuse_expired and ts < cutoff:
                 raise not_support("create expired bucket")
             bucket = bucket_range(ts, duration)
+            if not bucket[0] <= ts < bucket[1]:  # the last nanosecond: a bucket's end saturates at i64::MAX
+                raise coordinator_common(f"timestamp {ts} is beyond the last bucket")
             buckets.append(bucket)
             uncovered = uncovered.filter(_outside(uncovered, *bucket))
 

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .lock import DataDirLocked
+
 DEFAULT_HTTP_ADDR = "127.0.0.1:8902"  # CnosDB's default HTTP port
 DEFAULT_USER = "root"
 DEFAULT_LOG_LEVEL = "warning"
@@ -183,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.log_level)
     try:
         return asyncio.run(_serve(args))
+    except DataDirLocked as exc:          # another process owns the directory: one line, no traceback
+        print(f"cnosdb-lite: error: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         log.error("event=start_failed error=%r", str(exc))
         return 1

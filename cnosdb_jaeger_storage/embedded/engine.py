@@ -10,6 +10,7 @@ copy of their string columns for queries (measured peak: 1.6 GB at 1 M span rows
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -22,15 +23,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionConfig, SessionContext, SQLOptions
 
-from . import ddl, errors, line_protocol, lp_exact, pushdown, show_tags, storage
-from .catalog import DEFAULT_DATABASE, DEFAULT_TENANT, NS_PER, Database, DatabaseOptions
+from . import ddl, errors, line_protocol, lp_exact, pushdown, recovery, show_tags, storage
+from .catalog import NS_PER, Database
 from .line_protocol import LpTable
+from .lock import DataDirLock
 from .quirks import from_env as quirks_from_env
 from .quirks import rewrite as quirks_rewrite
 from .scan import Accountant, ScanReport
 from .sql_text import Token, single_statement
 from .statements import run_command
-from .table import TAG, WRITE_COL, Chunk, Table, conform, query_view
+from .table import TAG, WRITE_COL, Table, conform, query_view
 
 CHECKPOINT_WAL_BYTES = 64 << 20
 EXPIRE_EVERY_NS = 10 * 10**9
@@ -66,23 +68,36 @@ class Engine:
         self._accountant = Accountant()
         self._no_tables = _Context()         # what queries of a missing database see
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.now_ns = now_ns
         self.lock = threading.RLock()
         self.tenants: dict[str, dict[str, Database]] = {}
         self._contexts: dict[tuple[str, str], _Context] = {}
         self._last_expire = 0
         self._closed = False
-        wal_gen = self._load()
-        for header, body in storage.replay(self.data_dir / "wal", wal_gen):
+        self._dir_lock = DataDirLock.acquire(self.data_dir)    # before anything in the directory is touched
+        try:
+            self._open()
+        except BaseException:
+            self._dir_lock.release()
+            raise
+
+    def _open(self) -> None:
+        """Load the last checkpoint (module `recovery`), replay the WAL after it, open the WAL for writes."""
+        loaded = recovery.load(self.data_dir)
+        self.tenants = loaded.tenants
+        self._manifest = loaded.manifest
+        for header, body in storage.replay(self.data_dir / "wal", loaded.wal_gen):
             self._replay(header, body)
         gens = storage.wal_generations(self.data_dir / "wal")
-        self.wal = storage.Wal(self.data_dir / "wal", max([wal_gen, *gens]))
+        self.wal = storage.Wal(self.data_dir / "wal", max([loaded.wal_gen, *gens]))
+        self._checkpointed_gen = loaded.wal_gen
         for dbs in self.tenants.values():      # as after CnosDB's restart: stored rows have every column
             for db in dbs.values():
                 for table in db.tables.values():
                     table.born.clear()
         self._expire(self.now_ns())
+        if loaded.damaged:                     # make the directory consistent again (recovery docstring)
+            self.checkpoint()
 
     # -- public API ---------------------------------------------------------------------------------------
     def write_lines(self, tenant: str, database: str, text: str, precision: str = "ns") -> None:
@@ -130,12 +145,17 @@ class Engine:
         return self.scans[-1] if self.scans else None
 
     def close(self) -> None:
+        """Checkpoint (unless nothing was logged since the last one), close the WAL, release the directory."""
         with self.lock:
             if self._closed:
                 return
-            self.checkpoint()
-            self.wal.close()
-            self._closed = True
+            try:
+                if self.wal.size or self.wal.gen != self._checkpointed_gen:
+                    self.checkpoint()
+                self.wal.close()
+            finally:
+                self._closed = True
+                self._dir_lock.release()
 
     # -- namespaces ---------------------------------------------------------------------------------------
     def _tenant(self, tenant: str) -> dict[str, Database]:
@@ -294,34 +314,16 @@ class Engine:
             old = self.wal
             self.wal = storage.Wal(self.data_dir / "wal", old.gen + 1)
             old.close()
-            storage.commit_manifest(self.data_dir, manifest)
-            for gen in storage.wal_generations(self.data_dir / "wal"):
-                if gen < self.wal.gen:
-                    (self.data_dir / "wal" / f"{gen:08d}.log").unlink(missing_ok=True)
+            previous = self._manifest
+            manifest = json.loads(json.dumps(manifest))    # a snapshot: options hold live lists (buckets)
+            storage.commit_manifest(self.data_dir, manifest, previous)
+            self._manifest = manifest
+            self._checkpointed_gen = self.wal.gen
+            # Kept until the next checkpoint: what rebuilds a segment just written (module `recovery`).
+            storage.remove_wal_before(self.data_dir / "wal", int(previous["wal_gen"]) if previous else self.wal.gen)
+            if previous:
+                referenced |= storage.segment_paths(self.data_dir, previous)
             storage.remove_unreferenced(self.data_dir, referenced)
-
-    def _load(self) -> int:
-        manifest = storage.load_manifest(self.data_dir)
-        if manifest is None:
-            self.tenants = {DEFAULT_TENANT: {DEFAULT_DATABASE: Database(DEFAULT_DATABASE)}}
-            return 0
-        for tenant, dbs in manifest["tenants"].items():
-            self.tenants[tenant] = {}
-            for name, info in dbs.items():
-                db = Database(name, DatabaseOptions.from_json(info["options"]))
-                self.tenants[tenant][name] = db
-                for tname, tinfo in info["tables"].items():
-                    table = Table(tname, db.time_unit, {c: k for c, k in tinfo["columns"] if c != "time"})
-                    directory = self.data_dir / storage.safe_name(tenant) / storage.safe_name(name) \
-                        / storage.safe_name(tname)
-                    for file in tinfo["files"]:
-                        data = conform(storage.read_segment(directory / file), table.schema)
-                        chunk = Chunk(data, 0, 0, 0, file)
-                        times = data.column("time").cast(pa.int64())
-                        chunk.tmin, chunk.tmax = (v.as_py() for v in pc.min_max(times).values())
-                        table.chunks.append(chunk)
-                    db.tables[tname] = table
-        return int(manifest["wal_gen"])
 
     def _replay(self, header: dict[str, object], body: str) -> None:
         """Re-apply one logged operation with its original clock; errors mean it was superseded."""

@@ -10,9 +10,14 @@ Layout under `data_dir`:
   crash fails its length/CRC check and is ignored (it was never acknowledged).
 - `<tenant>/<db>/<table>/<id>.parquet`: zstd Parquet, one file per chunk (≤ 64 k rows, sorted by time).
   Names are percent-encoded so that any table name (CnosDB's trace columns contain `/`) is a safe path.
-A checkpoint seals every memtable, writes the chunks not yet on disk, commits a manifest with a new WAL
-generation, and then deletes older WAL files and unreferenced Parquet files.  Recovery loads the manifest,
-reads the Parquet files, and replays the WAL generations from `wal_gen` on.
+- `manifest.prev.json`: the manifest the last checkpoint replaced.  Its Parquet files and the WAL from its
+  `wal_gen` on are kept until the next checkpoint, so a segment the last checkpoint wrote that turns out
+  lost or torn can be rebuilt (module `recovery`).
+- `LOCK`: the data directory's owner (module `lock`).
+A checkpoint seals every memtable, writes the chunks not yet on disk (file and directory fsynced, pages
+checksummed), commits a manifest with a new WAL generation, and then deletes the WAL files and Parquet files
+that neither the new nor the previous manifest needs.  Recovery loads the manifest, reads the Parquet files,
+and replays the WAL generations from `wal_gen` on.
 """
 
 from __future__ import annotations
@@ -43,10 +48,14 @@ class Wal:
     """Append-only log of one generation; see the module docstring for framing and group commit."""
 
     def __init__(self, directory: Path, gen: int) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(directory)
         self.directory = directory
         self.gen = gen
-        self._file = open(directory / f"{gen:08d}.log", "ab")  # noqa: SIM115 - held open for the log's life
+        path = wal_path(directory, gen)
+        created = not path.exists()
+        self._file = open(path, "ab")  # noqa: SIM115 - held open for the log's life
+        if created:                    # the file's name must be durable before a record in it is acknowledged
+            fsync_dir(directory)
         self._written = self._file.tell()
         self._synced = self._written
         self._sync_lock = threading.Lock()
@@ -96,7 +105,7 @@ def replay(directory: Path, from_gen: int) -> Iterator[tuple[dict[str, object], 
     for gen in wal_generations(directory):
         if gen < from_gen:
             continue
-        path = directory / f"{gen:08d}.log"
+        path = wal_path(directory, gen)
         data = path.read_bytes()
         pos = 0
         while pos + _FRAME.size <= len(data):
@@ -112,40 +121,96 @@ def replay(directory: Path, from_gen: int) -> Iterator[tuple[dict[str, object], 
                 f.truncate(pos)
 
 
+def wal_path(directory: Path, gen: int) -> Path:
+    return directory / f"{gen:08d}.log"
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs(directory: Path) -> None:
+    """`mkdir -p` whose new entries are durable (each created directory's parent is fsynced)."""
+    if directory.is_dir():
+        return
+    make_dirs(directory.parent)
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        return
+    fsync_dir(directory.parent)
+
+
 def write_segment(path: Path, batch: pa.RecordBatch) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write, fsync and rename into place, then fsync the directory: durable before the manifest names it."""
+    make_dirs(path.parent)
     tmp = path.with_suffix(".tmp")
-    pq.write_table(pa.Table.from_batches([batch]), tmp, compression="zstd", row_group_size=len(batch) or 1)
+    pq.write_table(pa.Table.from_batches([batch]), tmp, compression="zstd", row_group_size=len(batch) or 1,
+                   write_page_checksum=True)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def read_segment(path: Path) -> pa.Table:
-    return pq.read_table(path)
+    """The segment's rows; raises OSError or pyarrow's errors for a missing, truncated or corrupt file."""
+    return pq.read_table(path, page_checksum_verification=True)
 
 
 def new_segment_name() -> str:
     return f"{uuid.uuid4().hex}.parquet"
 
 
-def load_manifest(data_dir: Path) -> dict[str, object] | None:
-    path = data_dir / "manifest.json"
+MANIFEST = "manifest.json"
+PREVIOUS_MANIFEST = "manifest.prev.json"
+
+
+def load_manifest(data_dir: Path, name: str = MANIFEST) -> dict[str, object] | None:
+    path = data_dir / name
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def commit_manifest(data_dir: Path, manifest: dict[str, object]) -> None:
-    tmp = data_dir / "manifest.json.tmp"
+def _replace_json(data_dir: Path, name: str, value: dict[str, object]) -> None:
+    tmp = data_dir / (name + ".tmp")
     with open(tmp, "w") as f:
-        json.dump(manifest, f)
+        json.dump(value, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, data_dir / "manifest.json")
-    fd = os.open(data_dir, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    os.replace(tmp, data_dir / name)
+
+
+def commit_manifest(data_dir: Path, manifest: dict[str, object], previous: dict[str, object] | None) -> None:
+    """Make `manifest` current, keeping `previous` (the state it replaces) as the fallback of recovery.
+
+    `previous` is written first: a crash in between leaves both files naming a complete state."""
+    if previous is None:
+        (data_dir / PREVIOUS_MANIFEST).unlink(missing_ok=True)
+    else:
+        _replace_json(data_dir, PREVIOUS_MANIFEST, previous)
+    _replace_json(data_dir, MANIFEST, manifest)
+    fsync_dir(data_dir)
+
+
+def segment_paths(data_dir: Path, manifest: dict[str, object]) -> set[Path]:
+    """Every Parquet file `manifest` names."""
+    paths = set()
+    for tenant, dbs in manifest["tenants"].items():
+        for db, info in dbs.items():
+            for table, tinfo in info["tables"].items():
+                directory = data_dir / safe_name(tenant) / safe_name(db) / safe_name(table)
+                paths.update(directory / file for file in tinfo["files"])
+    return paths
+
+
+def remove_wal_before(directory: Path, gen: int) -> None:
+    for old in wal_generations(directory):
+        if old < gen:
+            wal_path(directory, old).unlink(missing_ok=True)
 
 
 def remove_unreferenced(data_dir: Path, referenced: set[Path]) -> None:

@@ -163,3 +163,9 @@ def test_buckets_use_the_database_precision(engine: Engine) -> None:
     engine.write_lines("cnosdb", "d", f"m,t=now f=1 {NOW // 10**6}", precision="ms")
     engine.write_lines("cnosdb", "d", f"m,t=old f=1 {(YEAR_START + 1) // 10**6}", precision="ms")
     assert refused(engine, "d", f"m,t=x f=1 {YEAR_START // 10**6 - 1}") == EXPIRED
+
+
+def test_a_point_at_the_last_nanosecond_is_refused_not_looped_on(engine: Engine) -> None:
+    """A bucket's end saturates at i64::MAX, so no bucket holds that instant."""
+    engine.execute("cnosdb", "public", "CREATE DATABASE d")
+    assert refused(engine, "d", f"m,t=a f=1 {I64_MAX}")[:2] == (422, "050014")
