@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from .errors import CnosDBError, CnosDBUnavailable
+from .errors import CnosDBError, CnosDBTimeout, CnosDBUnavailable
 from .metrics import METRICS
 
 TIME_COLUMN = "time"
@@ -87,7 +87,10 @@ class CnosDBClient:
             async with self._http().post(self._base + path, data=data, headers=headers,
                                          params={"tenant": tenant, "db": database, **params}) as response:
                 body = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            METRICS.cnosdb_errors.inc(kind=kind, code="timeout")
+            raise CnosDBTimeout(self._timeout.total or 0, doing=f"{kind} {self._base}") from exc
+        except aiohttp.ClientError as exc:
             METRICS.cnosdb_errors.inc(kind=kind, code="unreachable")
             raise CnosDBUnavailable(f"{type(exc).__name__}: {exc}", doing=f"{kind} {self._base}") from exc
         finally:

@@ -12,7 +12,16 @@ from collections.abc import AsyncIterator, Iterable
 import grpc
 
 from .errors import InvalidRequest, TraceNotFound
-from .grpc_support import duration_ns, store_of, streaming, timestamp_ns, trace_id_hex, unary
+from .grpc_support import (
+    add_servicer,
+    decoded,
+    duration_ns,
+    store_of,
+    streaming,
+    timestamp_ns,
+    trace_id_hex,
+    unary,
+)
 from .jaeger_otlp import jaeger_spans_to_resource_spans, resource_spans_to_jaeger
 from .proto import model_pb2, storage_v1_grpc, trace_pb2
 from .proto import storage_v1_pb2 as pb
@@ -42,6 +51,7 @@ def chunks(spans: Iterable[model_pb2.Span]) -> Iterable[pb.SpansResponseChunk]:
 
 
 def to_otlp(spans: Iterable[model_pb2.Span]) -> list[trace_pb2.ResourceSpans]:
+    """Jaeger spans as OTLP; InvalidRequest for IDs of the wrong length (times are checked by the store)."""
     try:
         return jaeger_spans_to_resource_spans(spans)
     except ValueError as exc:  # IDs of the wrong length
@@ -87,7 +97,7 @@ class StreamingSpanWriter(storage_v1_grpc.StreamingSpanWriterPluginServicer):
         writes = _StreamWrites(store_of(self._tenancy, context))
         try:
             async for request in request_iterator:
-                writes.add(request.span)
+                writes.add(decoded(request).span)
         finally:
             writes.close()
             drained = asyncio.ensure_future(writes.task)
@@ -211,11 +221,12 @@ class Capabilities(storage_v1_grpc.PluginCapabilitiesServicer):
 
 def register(server: grpc.aio.Server, tenancy: Tenancy, *, streaming_writer: bool = True) -> list[str]:
     """Adds the v1 services; returns their names for the health service."""
-    storage_v1_grpc.add_SpanWriterPluginServicer_to_server(SpanWriter(tenancy), server)
-    storage_v1_grpc.add_StreamingSpanWriterPluginServicer_to_server(StreamingSpanWriter(tenancy), server)
-    storage_v1_grpc.add_SpanReaderPluginServicer_to_server(SpanReader(tenancy), server)
-    storage_v1_grpc.add_DependenciesReaderPluginServicer_to_server(DependenciesReader(tenancy), server)
-    storage_v1_grpc.add_PluginCapabilitiesServicer_to_server(Capabilities(streaming_writer), server)
+    add_servicer(storage_v1_grpc.add_SpanWriterPluginServicer_to_server, SpanWriter(tenancy), server)
+    add_servicer(storage_v1_grpc.add_StreamingSpanWriterPluginServicer_to_server, StreamingSpanWriter(tenancy),
+                 server)
+    add_servicer(storage_v1_grpc.add_SpanReaderPluginServicer_to_server, SpanReader(tenancy), server)
+    add_servicer(storage_v1_grpc.add_DependenciesReaderPluginServicer_to_server, DependenciesReader(tenancy), server)
+    add_servicer(storage_v1_grpc.add_PluginCapabilitiesServicer_to_server, Capabilities(streaming_writer), server)
     return [f"jaeger.storage.v1.{name}" for name in (
         "SpanWriterPlugin", "StreamingSpanWriterPlugin", "SpanReaderPlugin", "DependenciesReaderPlugin",
         "PluginCapabilities")]

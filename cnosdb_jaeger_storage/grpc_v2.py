@@ -12,7 +12,16 @@ from collections.abc import AsyncIterator, Iterable
 
 import grpc
 
-from .grpc_support import duration_ns, ns_timestamp, store_of, streaming, timestamp_ns, trace_id_hex, unary
+from .grpc_support import (
+    add_servicer,
+    duration_ns,
+    ns_timestamp,
+    store_of,
+    streaming,
+    timestamp_ns,
+    trace_id_hex,
+    unary,
+)
 from .proto import common_pb2, dependency_storage_grpc, dependency_storage_pb2, trace_pb2, trace_storage_grpc
 from .proto import trace_storage_pb2 as pb
 from .query_builder import TraceQuery
@@ -102,6 +111,13 @@ class TraceReader(trace_storage_grpc.TraceReaderServicer):
                             end=ns_timestamp(t.last_end)) for t in found])
 
 
+    async def FindTraceSummaries(self, request: pb.FindTraceSummariesRequest,
+                                 context: grpc.aio.ServicerContext) -> None:
+        """UNIMPLEMENTED, as the proto allows (Jaeger falls back to FindTraces); said here rather than by the
+        generated base class, whose NotImplementedError grpcio logs with a traceback."""
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "FindTraceSummaries is not implemented; use FindTraces")
+
+
 class DependencyReader(dependency_storage_grpc.DependencyReaderServicer):
     def __init__(self, tenancy: Tenancy) -> None:
         self._tenancy = tenancy
@@ -116,6 +132,6 @@ class DependencyReader(dependency_storage_grpc.DependencyReaderServicer):
 
 
 def register(server: grpc.aio.Server, tenancy: Tenancy) -> list[str]:
-    trace_storage_grpc.add_TraceReaderServicer_to_server(TraceReader(tenancy), server)
-    dependency_storage_grpc.add_DependencyReaderServicer_to_server(DependencyReader(tenancy), server)
+    add_servicer(trace_storage_grpc.add_TraceReaderServicer_to_server, TraceReader(tenancy), server)
+    add_servicer(dependency_storage_grpc.add_DependencyReaderServicer_to_server, DependencyReader(tenancy), server)
     return ["jaeger.storage.v2.TraceReader", "jaeger.storage.v2.DependencyReader"]

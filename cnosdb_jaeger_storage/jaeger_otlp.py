@@ -57,6 +57,7 @@ SCOPE_NAME = "otel.scope.name"
 SCOPE_VERSION = "otel.scope.version"
 
 _NANOS = 1_000_000_000
+_FIXED64_MAX = 2**64 - 1
 _STRING, _BOOL, _INT64, _FLOAT64, _BINARY = (
     model_pb2.STRING,
     model_pb2.BOOL,
@@ -263,7 +264,7 @@ def _fill_otlp_span(out: trace_pb2.Span, span: model_pb2.Span) -> None:
     for log in logs:
         event = add_event()
         ts = log.timestamp
-        event.time_unix_nano = max(0, ts.seconds * _NANOS + ts.nanos)
+        event.time_unix_nano = _fixed64(ts.seconds * _NANOS + ts.nanos)
         fields = log.fields
         if fields:
             for field in fields:
@@ -273,10 +274,16 @@ def _fill_otlp_span(out: trace_pb2.Span, span: model_pb2.Span) -> None:
             _add_otlp_kvs(event.attributes, fields)
 
     start = span.start_time
-    start_nanos = max(0, start.seconds * _NANOS + start.nanos)
+    start_nanos = _fixed64(start.seconds * _NANOS + start.nanos)
     duration = span.duration
     out.start_time_unix_nano = start_nanos
-    out.end_time_unix_nano = max(0, start_nanos + duration.seconds * _NANOS + duration.nanos)
+    out.end_time_unix_nano = _fixed64(start_nanos + duration.seconds * _NANOS + duration.nanos)
+
+
+def _fixed64(ns: int) -> int:
+    """Unix ns in OTLP's unsigned fixed64: before 1970 is 0, beyond 2^64 - 1 is 2^64 - 1 (which the storage
+    API then refuses by name, as any time beyond CnosDB's range)."""
+    return min(max(0, ns), _FIXED64_MAX)
 
 
 def jaeger_spans_to_resource_spans(

@@ -92,6 +92,13 @@ class Metrics:
         self.write_batches = Counter(p + "write_batches_total", "Line-protocol writes to CnosDB, by outcome.")
         self.write_retries = Counter(p + "write_retries_total", "Retried CnosDB writes.")
         self.pending_spans = Gauge(p + "pending_spans", "Spans accepted and waiting to be written.")
+        self.attributes_overflowed = Counter(
+            p + "attributes_overflowed_total",
+            "Attributes stored in their level's attributes_overflow column (beyond --max-span-attributes or "
+            "--max-attribute-columns), by level; kept and searchable, not lost.")
+        self.inflight_bytes = Gauge(p + "inflight_request_bytes", "Request bytes admitted and not yet answered.")
+        self.requests_overloaded = Counter(
+            p + "requests_overloaded_total", "Requests answered 503 / UNAVAILABLE: the in-flight budget stayed full.")
         self.cnosdb_errors = Counter(p + "cnosdb_errors_total", "Errors answered by CnosDB, by request kind and code.")
         self.cnosdb_seconds = Histogram(p + "cnosdb_request_seconds", "CnosDB request latency, by kind.")
         self.requests = Counter(p + "requests_total", "API requests, by API, method and outcome.")

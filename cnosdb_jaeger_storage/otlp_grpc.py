@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from .grpc_support import store_of, unary
+from .admission import Admission
+from .grpc_support import add_servicer, store_of, unary
 from .otlp_ingest import export
 from .proto import trace_service_pb2, trace_service_pb2_grpc
 from .tenancy import Tenancy
@@ -13,15 +14,18 @@ SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, tenancy: Tenancy) -> None:
+    def __init__(self, tenancy: Tenancy, admission: Admission) -> None:
         self._tenancy = tenancy
+        self._admission = admission
 
     @unary("otlp")
     async def Export(self, request: trace_service_pb2.ExportTraceServiceRequest,
                      context: grpc.aio.ServicerContext) -> trace_service_pb2.ExportTraceServiceResponse:
-        return await export(store_of(self._tenancy, context), request, "otlp_grpc")
+        store = store_of(self._tenancy, context)
+        async with self._admission.admit(request.ByteSize()):
+            return await export(store, request, "otlp_grpc")
 
 
-def register(server: grpc.aio.Server, tenancy: Tenancy) -> list[str]:
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(tenancy), server)
+def register(server: grpc.aio.Server, tenancy: Tenancy, admission: Admission) -> list[str]:
+    add_servicer(trace_service_pb2_grpc.add_TraceServiceServicer_to_server, TraceService(tenancy, admission), server)
     return [SERVICE_NAME, "jaeger.storage.v2.TraceWriter"]

@@ -17,6 +17,7 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
+from .admission import RETRY_AFTER_SECONDS, Admission, Overloaded
 from .http_support import HttpError, check_basic_auth, read_body, status_of
 from .metrics import METRICS
 from .otlp_ingest import export
@@ -30,29 +31,46 @@ JSON = "application/json"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 _GRPC_INVALID_ARGUMENT, _GRPC_PERMISSION_DENIED, _GRPC_UNAUTHENTICATED, _GRPC_UNAVAILABLE, _GRPC_INTERNAL = (
     3, 7, 16, 14, 13)
+_GRPC_NOT_FOUND, _GRPC_RESOURCE_EXHAUSTED = 5, 8
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}
 
 
 def decode_request(body: bytes, content_type: str) -> trace_service_pb2.ExportTraceServiceRequest:
+    """The export request of a body; HttpError 400 saying what is wrong with a body that is not one (the
+    spans' IDs and times are checked by the store, for every write path)."""
     request = trace_service_pb2.ExportTraceServiceRequest()
     try:
         if content_type == PROTOBUF:
             request.ParseFromString(body)
         else:
-            json_format.ParseDict(_ids_to_base64(json.loads(body)), request, ignore_unknown_fields=True)
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise HttpError(400, f"malformed OTLP {content_type} body: expected a JSON object, got "
+                                     f"{_JSON_TYPES.get(type(payload), type(payload).__name__)}")
+            json_format.ParseDict(_ids_to_base64(payload), request, ignore_unknown_fields=True)
+    except RecursionError:  # json's parser recurses: a body nested thousands deep is refused, not a crash
+        raise HttpError(400, f"malformed OTLP {content_type} body: nested too deeply") from None
     except (DecodeError, ValueError, json_format.ParseError, TypeError, AttributeError) as exc:
         raise HttpError(400, f"malformed OTLP {content_type} body: {exc}") from None
     return request
 
 
-def _ids_to_base64(payload: Any) -> Any:
+def _ids_to_base64(payload: dict[str, Any]) -> dict[str, Any]:
     """OTLP/JSON writes trace and span IDs as hex, where protobuf's JSON mapping expects base64."""
-    for rs in payload.get("resourceSpans", ()) if isinstance(payload, dict) else ():
-        for ss in rs.get("scopeSpans", ()):
-            for span in ss.get("spans", ()):
+    for rs in _objects(payload, "resourceSpans"):
+        for ss in _objects(rs, "scopeSpans"):
+            for span in _objects(ss, "spans"):
                 _convert_ids(span)
-                for link in span.get("links", ()):
+                for link in _objects(span, "links"):
                     _convert_ids(link)
     return payload
+
+
+def _objects(message: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The objects of a repeated message field; a value of another shape is left for ParseDict to report."""
+    value = message.get(name)
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _convert_ids(message: dict[str, Any]) -> None:
@@ -67,8 +85,8 @@ def _convert_ids(message: dict[str, Any]) -> None:
 
 def _status_body(content_type: str, status: int, message: str) -> bytes:
     code = {400: _GRPC_INVALID_ARGUMENT, 401: _GRPC_UNAUTHENTICATED, 403: _GRPC_PERMISSION_DENIED,
-            503: _GRPC_UNAVAILABLE}.get(
-        status, _GRPC_INTERNAL)
+            404: _GRPC_NOT_FOUND, 413: _GRPC_RESOURCE_EXHAUSTED, 415: _GRPC_INVALID_ARGUMENT,
+            503: _GRPC_UNAVAILABLE}.get(status, _GRPC_INTERNAL)
     if content_type == JSON:
         return json.dumps({"code": code, "message": message}).encode()
     # google.rpc.Status{code=1 (varint), message=2 (bytes)}, encoded by hand: no extra dependency.
@@ -86,8 +104,10 @@ def _varint(n: int) -> bytes:
 
 
 class OtlpHttpReceiver:
-    def __init__(self, tenancy: Tenancy, *, max_body: int, user: str = "", password: str = "") -> None:
+    def __init__(self, tenancy: Tenancy, admission: Admission, *, max_body: int, user: str = "",
+                 password: str = "") -> None:
         self._tenancy = tenancy
+        self._admission = admission
         self._max_body, self._user, self._password = max_body, user, password
 
     def app(self) -> web.Application:
@@ -110,14 +130,19 @@ class OtlpHttpReceiver:
                 raise HttpError(415, f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}")
             check_basic_auth(request, self._user, self._password)
             target_store = await self._tenancy.store_addressed(request.headers.get(self._tenancy.header), cnosdb)
-            export_request = decode_request(await read_body(request, self._max_body), content_type)
-            response = await export(target_store, export_request, transport)
+            declared = request.content_length if request.content_length is not None else self._max_body
+            async with self._admission.admit(min(declared, self._max_body)) as ticket:
+                body = await read_body(request, self._max_body)
+                await ticket.grow_to(len(body))
+                export_request = decode_request(body, content_type)
+                response = await export(target_store, export_request, transport)
         except Exception as exc:
             status, message = status_of(exc)
-            if status >= 500:
+            if status >= 500 and not getattr(exc, "logged", False):
                 log.warning("otlp request failed status=%d error=%r", status, message)
             METRICS.requests.inc(api=transport, outcome=str(status))
-            headers = {"WWW-Authenticate": 'Basic realm="cnosdb-jaeger-storage"'} if status == 401 else None
+            headers = ({"WWW-Authenticate": 'Basic realm="cnosdb-jaeger-storage"'} if status == 401
+                       else {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(exc, Overloaded) else None)
             return web.Response(status=status, body=_status_body(reply_type, status, message),
                                 content_type=reply_type, headers=headers)
         METRICS.requests.inc(api=transport, outcome="200")

@@ -13,18 +13,28 @@ Line protocol follows CnosDB's parser (`common/protocol_parser/src/line_protocol
   included, is carried as itself.
 
 So tag values and attribute keys are stored in an encoding of their own (docs/schema.md, "Names and
-values that line protocol cannot carry"): `\\` → `\\\\`, newline → `\\'`, carriage return → `\\"`.
-Every backslash of the stored form is then followed by a character CnosDB keeps verbatim, and the
-stored text decodes back exactly (`decode_stored_name`).
+values that line protocol cannot carry"): `\\` → `\\\\`, newline → `\\'`, carriage return → `\\"`, any
+other control character but tab → `\\\\xNN` (two lowercase hex digits), and a backslash that would be
+read as the start of such an escape (one followed by `x` and the digits of an escaped character) →
+`\\\\x5c`. Every backslash of the stored form is then followed by a character CnosDB keeps verbatim, the
+stored form holds no control character (a NUL in a name breaks every read of the table), and it
+decodes back exactly (`decode_stored_name`). Names with none of these characters are stored as they are,
+and every name stored before the `\\\\xNN` escapes existed (no control character, no `\\xNN` text) keeps
+its stored form.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .errors import InvalidValue
 
 __all__ = [
+    "check_spans",
     "decode_stored_name",
     "lp_field_key",
     "lp_field_string",
@@ -32,6 +42,7 @@ __all__ = [
     "lp_tag_key",
     "lp_tag_value",
     "sql_identifier",
+    "sql_like_containing",
     "sql_number",
     "sql_string",
     "sql_timestamp",
@@ -44,11 +55,12 @@ __all__ = [
 def sql_string(value: str) -> str:
     """A SQL string literal: `'…'` with `'` doubled.
 
-    NUL is refused: a C-string boundary anywhere between here and the storage engine could cut the
-    literal short, and no name or value this server searches for legitimately contains it.
+    NUL is refused (`InvalidValue`, a client fault): a C-string boundary anywhere between here and the
+    storage engine could cut the literal short. Stored names hold no NUL (`stored_name`), so only a search
+    for a string attribute value with a NUL ends here.
     """
     if "\0" in value:
-        raise ValueError("a SQL string literal cannot contain NUL")
+        raise InvalidValue(f"cannot search for {value!r}: CnosDB's SQL cannot carry NUL (U+0000)")
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -57,12 +69,25 @@ def sql_identifier(name: str) -> str:
     if not name:
         raise ValueError("a SQL identifier cannot be empty")
     if "\0" in name:
-        raise ValueError("a SQL identifier cannot contain NUL")
+        raise InvalidValue(f"cannot name {name!r}: CnosDB's SQL cannot carry NUL (U+0000)")
     return '"' + name.replace('"', '""') + '"'
+
+
+def sql_like_containing(text: str) -> str:
+    """A LIKE pattern literal matching any text that contains `text`: `'%…%'`, with `%` and `_` escaped.
+
+    Without an ESCAPE clause (which CnosDB's DataFusion 27 does not plan), a backslash before `%` or `_`
+    makes it literal in DataFusion 27 (arrow 42) and 55 alike; what a backslash before anything else means
+    differs between them, so the text must hold none (an overflow fragment holds none: spanrow).
+    """
+    if "\\" in text:
+        raise InvalidValue(f"no LIKE pattern common to CnosDB and cnosdb-lite matches {text!r}")
+    return sql_string("%" + text.replace("%", "\\%").replace("_", "\\_") + "%")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NS_MIN, _NS_MAX = -(2**63), 2**63 - 1
+_LAST_SPAN_NS = _NS_MAX - 1  # see check_spans
 
 
 def sql_timestamp(ns: int) -> str:
@@ -81,6 +106,44 @@ def sql_timestamp(ns: int) -> str:
             f".{nanos:09d}' AS TIMESTAMP)")
 
 
+def check_spans(resource_spans: Iterable[Any]) -> None:
+    """Refuses (`InvalidValue`, naming the span and field) a span this table cannot hold: IDs of other
+    lengths than OTLP's (a row without a trace ID tag belongs to no trace), or a start, end or event time
+    after the last one CnosDB stores, 2^63 - 2 ns (2262-04-11).
+
+    The start is the line's timestamp and an event time may be written as BIGINT: CnosDB refuses the whole
+    write over a value beyond i64. Not even i64::MAX itself can be stored: CnosDB's storage buckets are
+    `[start, end)` with `end` saturated at i64::MAX, so no bucket holds it. An end beyond would make searches
+    that add the duration to the start overflow. OTLP's fixed64 times are unsigned: no lower bound.
+    """
+    for rs in resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                if len(span.trace_id) != 16 or len(span.span_id) != 8 or len(span.parent_span_id) not in (0, 8):
+                    _refuse(span, "trace_id, span_id and parent_span_id must be 16, 8 and 0 or 8 bytes, got "
+                                  f"{len(span.trace_id)}, {len(span.span_id)} and {len(span.parent_span_id)}")
+                for i, link in enumerate(span.links):
+                    if len(link.trace_id) != 16 or len(link.span_id) != 8:
+                        _refuse(span, f"links[{i}] trace_id and span_id must be 16 and 8 bytes, got "
+                                      f"{len(link.trace_id)} and {len(link.span_id)}")
+                if span.start_time_unix_nano > _LAST_SPAN_NS:
+                    _refuse_time(span, "start_time_unix_nano", span.start_time_unix_nano)
+                if span.end_time_unix_nano > _LAST_SPAN_NS:
+                    _refuse_time(span, "end_time_unix_nano", span.end_time_unix_nano)
+                for i, event in enumerate(span.events):
+                    if event.time_unix_nano > _LAST_SPAN_NS:
+                        _refuse_time(span, f"events[{i}].time_unix_nano", event.time_unix_nano)
+
+
+def _refuse_time(span: Any, field: str, ns: int) -> None:
+    _refuse(span, f"{field} {ns} is after the last time CnosDB can store, {_LAST_SPAN_NS} ns "
+                  "(2262-04-11T23:47:16.854775806Z)")
+
+
+def _refuse(span: Any, what: str) -> None:
+    raise InvalidValue(f"span {span.trace_id.hex()}/{span.span_id.hex()} ({span.name!r}): {what}")
+
+
 def sql_number(x: int | float) -> str:
     """A numeric SQL literal. Booleans and non-finite floats have no numeric literal and are refused."""
     if isinstance(x, bool):
@@ -96,17 +159,36 @@ def sql_number(x: int | float) -> str:
 
 # --- stored form of tag values and attribute keys ---------------------------------------------------
 
-_STORE = str.maketrans({"\\": "\\\\", "\n": "\\'", "\r": '\\"'})
-_NEEDS_STORE = re.compile(r"[\\\n\r]")
-_STORED_ESCAPE = re.compile(r"\\([\\'\"])")
+# Control characters stored as `\\xNN`: C0 and DEL, except tab (stored as itself, as it always was)
+# and newline and carriage return (which have escapes of their own).
+_HEX_ESCAPED = frozenset([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_CONTROLS = "".join(map(chr, sorted(_HEX_ESCAPED)))
+# `x` and the hex digits of an escaped character, the backslash itself (5c) included.
+_HEX_DIGITS = "|".join(f"{c:02x}" for c in sorted(_HEX_ESCAPED | {0x5C}))
+_NEEDS_STORE = re.compile(rf"[\\\n\r{re.escape(_CONTROLS)}]")
+_STORE = re.compile(rf"(\\(?=x(?:{_HEX_DIGITS})))|[\\\n\r{re.escape(_CONTROLS)}]")
+_STORED = {"\\": "\\\\", "\n": "\\'", "\r": '\\"'}
+_STORED_ESCAPE = re.compile(rf"\\\\x({_HEX_DIGITS})|\\([\\'\"])")
 _UNSTORE = {"\\": "\\", "'": "\n", '"': "\r"}
+
+
+def _store_one(match: re.Match[str]) -> str:
+    if match.group(1):  # a backslash the reader would take for an escape
+        return "\\\\x5c"
+    char = match.group()
+    return _STORED.get(char) or f"\\\\x{ord(char):02x}"
 
 
 def stored_name(value: str) -> str:
     """How a tag value or attribute key looks in the database (and so in SQL literals and column names)."""
     if _NEEDS_STORE.search(value) is None:
         return value
-    return value.translate(_STORE)
+    return _STORE.sub(_store_one, value)
+
+
+def _unstore_one(match: re.Match[str]) -> str:
+    hex_digits = match.group(1)
+    return chr(int(hex_digits, 16)) if hex_digits else _UNSTORE[match.group(2)]
 
 
 def decode_stored_name(stored: str) -> str:
@@ -117,13 +199,13 @@ def decode_stored_name(stored: str) -> str:
     """
     if "\\" not in stored:
         return stored
-    return _STORED_ESCAPE.sub(lambda m: _UNSTORE[m.group(1)], stored)
+    return _STORED_ESCAPE.sub(_unstore_one, stored)
 
 
 # --- line protocol ---------------------------------------------------------------------------------
 
-_LP_NAME = str.maketrans({"\\": "\\\\", "\n": "\\'", "\r": '\\"', ",": "\\,", " ": "\\ ", "=": "\\="})
-_LP_NAME_SPECIAL = re.compile(r"[\\\n\r, =]")
+_LP_SEPARATORS = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\="})
+_LP_NAME_SPECIAL = re.compile(rf"[\\\n\r, ={re.escape(_CONTROLS)}]")
 _LP_MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ "})
 _LP_MEASUREMENT_BAD = re.compile(r"[\\=\n\r]")
 
@@ -150,16 +232,19 @@ def lp_tag_key(key: str) -> str:
 
 def lp_tag_value(value: str) -> str:
     """A tag value: the stored form, with `,` space `=` escaped. Callers omit empty tag values."""
-    if _LP_NAME_SPECIAL.search(value) is None:
-        return value
-    return value.translate(_LP_NAME)
+    return _lp_name(value)
 
 
 def lp_field_key(key: str) -> str:
     """A field key (column name, attribute keys included): the stored form, `,` space `=` escaped."""
-    if _LP_NAME_SPECIAL.search(key) is None:
-        return key
-    return key.translate(_LP_NAME)
+    return _lp_name(key)
+
+
+def _lp_name(name: str) -> str:
+    """The stored form of a name with `,` space `=` escaped, which CnosDB's parser turns back into it."""
+    if _LP_NAME_SPECIAL.search(name) is None:
+        return name
+    return stored_name(name).translate(_LP_SEPARATORS)
 
 
 def lp_field_string(value: str) -> str:

@@ -6,6 +6,10 @@ concurrent callers are gathered into one write of up to `batch_size` spans, or w
 can pass (CnosDB unreachable, 5xx, 429); an error that cannot pass (a 422 such as a type conflict) is first
 retried per caller, so that one caller's bad spans never fail another caller's. Memory is bounded by
 `max_pending` spans: beyond it `submit` waits (backpressure) instead of queueing more.
+
+Re-sending a batch is idempotent: CnosDB upserts a span's row (same series, same time). Still, a write that
+timed out may still be running in CnosDB, so its retry first waits as long as the time-out again, rather
+than doubling the work of a CnosDB that is already too slow.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from .errors import CnosDBError
+from .errors import CnosDBError, CnosDBTimeout, StorageError
 from .metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -136,6 +140,8 @@ class BatchWriter:
         METRICS.write_batches.inc(outcome="failed")
         METRICS.spans_rejected.inc(count, reason="write_failed")
         log.error("write failed spans=%d error=%r", count, str(exc))
+        if isinstance(exc, StorageError):
+            exc.logged = True
         for pending in batch:
             if not pending.done.done():
                 pending.done.set_exception(exc)
@@ -152,5 +158,6 @@ class BatchWriter:
                     raise
                 METRICS.write_retries.inc()
                 log.warning("write retry attempt=%d spans=%d error=%r", attempt, len(lines), str(exc))
-                await asyncio.sleep(delay * (0.5 + random.random()))
+                await asyncio.sleep(max(delay * (0.5 + random.random()),
+                                        exc.seconds if isinstance(exc, CnosDBTimeout) else 0))
                 delay = min(delay * 2, self._max_backoff)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import datafusion
 import pyarrow as pa
 import pytest
 
+from cnosdb_jaeger_storage.errors import InvalidRequest, InvalidValue
 from cnosdb_jaeger_storage.quoting import (
     decode_stored_name,
     lp_field_key,
@@ -65,9 +67,10 @@ def test_sql_string(value, expected):
     assert sql_string(value) == expected
 
 
-def test_sql_string_refuses_nul():
-    with pytest.raises(ValueError, match="NUL"):
+def test_sql_string_refuses_nul_as_the_clients_fault():
+    with pytest.raises(InvalidValue, match="NUL") as error:
         sql_string("a\0b")
+    assert isinstance(error.value, ValueError) and isinstance(error.value, InvalidRequest)
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -175,6 +178,52 @@ def test_stored_name_round_trip_exhaustive_short_strings():
         for chars in itertools.product(alphabet, repeat=size):
             value = "".join(chars)
             assert decode_stored_name(stored_name(value)) == value
+
+
+@pytest.mark.parametrize(("value", "stored"), [
+    ("\0", "\\\\x00"),
+    ("a\0b", "a\\\\x00b"),
+    ("\x01\x1f\x7f", "\\\\x01\\\\x1f\\\\x7f"),
+    ("esc\x1b[31m", "esc\\\\x1b[31m"),
+    ("tab\tkept", "tab\tkept"),
+    ("\\x00", "\\\\x5cx00"),
+    ("\\x5c", "\\\\x5cx5c"),
+    ("\\x41", "\\\\x41"),
+    ("\\x1F", "\\\\x1F"),
+    ("\\\0", "\\\\\\\\x00"),
+], ids=["nul", "nul-inside", "controls", "ansi-escape", "tab", "literal-escape-text", "literal-backslash-escape",
+        "literal-x41-unchanged", "uppercase-unchanged", "backslash-then-nul"])
+def test_stored_name_of_control_characters(value, stored):
+    assert stored_name(value) == stored
+    assert decode_stored_name(stored) == value
+
+
+def _stored_name_before_hex_escapes(value: str) -> str:
+    return value.translate(str.maketrans({"\\": "\\\\", "\n": "\\'", "\r": '\\"'}))
+
+
+def test_stored_names_without_control_characters_are_unchanged():
+    """Names stored before the `\\\\xNN` escapes keep their stored form (no control character, no `\\xNN`)."""
+    alphabet = ["\\", "\n", "\r", "\t", "'", '"', "x", "4", "1", " ", "é"]
+    for size in range(5):
+        for chars in itertools.product(alphabet, repeat=size):
+            value = "".join(chars)
+            if not re.search(r"\\x(0[0-8bcef]|1[0-9a-f]|5c|7f)", value):
+                assert stored_name(value) == _stored_name_before_hex_escapes(value)
+
+
+def test_stored_name_round_trip_exhaustive_with_control_characters():
+    alphabet = ["\\", "\0", "\x1f", "\n", "x", "0", "5", "c", "'"]
+    seen: dict[str, str] = {}
+    for size in range(6):
+        for chars in itertools.product(alphabet, repeat=size):
+            value = "".join(chars)
+            stored = stored_name(value)
+            assert not any(ord(c) < 0x20 or c == "\x7f" for c in stored)
+            assert decode_stored_name(stored) == value
+            assert seen.setdefault(stored, value) == value
+            raw = lp_tag_value(value) if value else ""
+            assert _cnosdb_accepts_name(raw) and _cnosdb_unescape_name(raw) == stored
 
 
 @pytest.mark.parametrize(("stored", "decoded"), [

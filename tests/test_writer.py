@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from cnosdb_jaeger_storage.errors import CnosDBError, CnosDBUnavailable
+from cnosdb_jaeger_storage.errors import CnosDBError, CnosDBTimeout, CnosDBUnavailable
 from cnosdb_jaeger_storage.metrics import METRICS
 from cnosdb_jaeger_storage.writer import BatchWriter
 
@@ -146,3 +146,26 @@ def test_close_writes_what_is_queued() -> None:
         return db.bodies
 
     assert run(scenario()) == ["late"]
+
+
+def test_a_write_that_timed_out_is_resent_only_after_the_time_out_again() -> None:
+    """CnosDB may still be working on a write it did not answer in time: the retry leaves it that long."""
+    async def scenario() -> tuple[list[float], list[str]]:
+        attempts: list[float] = []
+        stored: list[str] = []
+
+        async def write(body: str) -> None:
+            attempts.append(asyncio.get_running_loop().time())
+            if len(attempts) == 1:
+                raise CnosDBTimeout(0.3)
+            stored.append(body)
+
+        writer = BatchWriter(write, batch_size=10, batch_delay=0.001, max_pending=100, attempts=3, backoff=0.001)
+        writer.start()
+        await writer.submit(["a"])
+        await writer.close()
+        return attempts, stored
+
+    attempts, stored = run(scenario())
+    assert stored == ["a"]
+    assert attempts[1] - attempts[0] >= 0.3
