@@ -15,15 +15,16 @@ Output is exactly what `spanrow` reads back: value texts from `spanrow.attribute
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from . import spanrow as col
-from .quoting import lp_field_key, lp_field_string, lp_measurement, lp_tag_key, lp_tag_value
+from .quoting import lp_field_key, lp_field_string, lp_measurement, lp_tag_key, lp_tag_value, stored_name
 
-__all__ = ["encode_resource_spans"]
+__all__ = ["AttributeBudget", "Encoder", "encode_resource_spans"]
 
 # Caches are cleared when they reach this size, which bounds memory under high-cardinality names.
 _CACHE_LIMIT = 65_536
@@ -74,16 +75,70 @@ def _escape_string(value: str) -> str:
     return lp_field_string(value)[1:-1]
 
 
+_UNLIMITED = sys.maxsize
+
+
+class AttributeBudget:
+    """Which attributes get a column of their own (docs/schema.md, "Attributes beyond the budget").
+
+    - `per_level`: the first so many attributes of each level (a resource, a scope, a span, each event,
+      each link), in their order; the rest overflow.
+    - `columns`: the attribute columns a table may hold (the `service.name` tag aside). `known` is the set
+      of the table's attribute columns as far as this process knows (DESCRIBE, and what its own writes
+      add); once it holds `columns` of them, an attribute whose column is not known overflows.
+
+    None is no limit. Overflowing attributes are not lost: they go to the level's overflow column.
+    """
+
+    def __init__(self, per_level: int | None = None, columns: int | None = None) -> None:
+        self.per_level = _UNLIMITED if per_level is None else max(0, per_level)
+        self.columns = _UNLIMITED if columns is None else max(0, columns)
+        self.known: set[str] = set()
+
+    @property
+    def limits_columns(self) -> bool:
+        return self.columns != _UNLIMITED
+
+    def learn(self, columns: Iterable[str]) -> None:
+        """Columns the table has (from DESCRIBE): the attribute columns among them count from now on."""
+        if self.columns != _UNLIMITED:
+            match = col.ATTRIBUTE_COLUMN.fullmatch
+            self.known.update(c for c in columns if match(c) and c != col.SERVICE_NAME)
+
+    def forget(self) -> None:
+        """The table was dropped."""
+        self.known.clear()
+
+    def admit(self, column: str) -> bool:
+        """Whether attribute column `column` (stored form) may be written; True adds it to `known`."""
+        known = self.known
+        if self.columns == _UNLIMITED or column in known:
+            return True
+        if len(known) < self.columns:
+            known.add(column)
+            return True
+        return False
+
+
 class _Level:
     """One attribute level (span, event i, link i): its column prefix, cached key fragments, and the
-    escaped `,<column>=` heads of its other columns."""
+    escaped `,<column>=` heads of its other columns.
 
-    __slots__ = ("dropped", "exact_time", "flags", "keys", "name", "prefix", "span_id", "time", "trace_id",
-                 "trace_state", "types_head")
+    `keys` caches the fragment of every key whose column the budget admitted; a key not in it is asked of
+    the budget (`key`), so a span whose keys all have columns costs no more than without a budget.
+    """
 
-    def __init__(self, prefix: str) -> None:
+    __slots__ = ("budget", "counts", "dropped", "exact_time", "flags", "keys", "label", "name", "overflow_head",
+                 "per_level", "prefix", "span_id", "time", "trace_id", "trace_state", "types_head")
+
+    def __init__(self, prefix: str, budget: AttributeBudget, label: str, counts: dict[str, int]) -> None:
         self.prefix = prefix
         self.keys: dict[str, str] = {}
+        self.budget = budget
+        self.per_level = budget.per_level
+        self.label = label
+        self.counts = counts
+        self.overflow_head = _field(prefix + col.ATTRIBUTES_OVERFLOW) + '"'
         self.types_head = _field(prefix + col.ATTRIBUTE_TYPES) + '"'
         self.dropped = _field(prefix + col.DROPPED_ATTRIBUTES)
         self.time = _field(prefix + col.EVENT_TIME)
@@ -94,7 +149,10 @@ class _Level:
         self.trace_state = _field(prefix + col.LINK_TRACE_STATE)
         self.flags = _field(prefix + col.LINK_FLAGS)
 
-    def key(self, key: str) -> str:
+    def key(self, key: str) -> str | None:
+        """The `,<column>="` fragment of `key`, or None when the budget has no column for it."""
+        if not self.budget.admit(self.prefix + col.ATTRIBUTES + stored_name(key)):
+            return None
         keys = self.keys
         if len(keys) >= _CACHE_LIMIT:
             keys.clear()
@@ -113,18 +171,30 @@ def _type_key(key: str) -> str:
 
 
 def _attributes(attributes: Any, level: _Level, parts: list[str]) -> None:
-    """Append `,<prefix>attributes/<key>="<text>"` for each attribute, then the types field if needed."""
+    """Append `,<prefix>attributes/<key>="<text>"` for each attribute, then the types field if needed, then
+    the overflow field for the attributes beyond the budget, if any."""
     keys = level.keys
     append = parts.append
     types = None
+    overflow = tail = None
+    if len(attributes) > level.per_level:
+        tail = attributes[level.per_level:]
+        attributes = attributes[:level.per_level]
     for kv in attributes:
         key = kv.key
+        head = keys.get(key) or level.key(key)
+        if head is None:
+            if overflow is None:
+                overflow = [kv]
+            else:
+                overflow.append(kv)
+            continue
         value = kv.value
         text = value.string_value
         if text:
             if '"' in text or "\\" in text:
                 text = _escape_string(text)
-            append(f'{keys.get(key) or level.key(key)}{text}"')
+            append(f'{head}{text}"')
             continue
         which = value.WhichOneof("value")
         if which == "int_value":
@@ -137,7 +207,7 @@ def _attributes(attributes: Any, level: _Level, parts: list[str]) -> None:
             text = _double_text(value.double_value)
             type_ = _T_DOUBLE
         elif which == "string_value":
-            append(f'{keys.get(key) or level.key(key)}"')
+            append(f'{head}"')
             continue
         elif which is None:
             # No value: nothing to store, as in CnosDB.
@@ -146,31 +216,167 @@ def _attributes(attributes: Any, level: _Level, parts: list[str]) -> None:
             text, name = col.attribute_text(value)  # type: ignore[misc]
             text = _escape_string(text)
             type_ = _T_OTHER[name]
-        append(f'{keys.get(key) or level.key(key)}{text}"')
+        append(f'{head}{text}"')
         if types is None:
             types = [(_type_keys.get(key) or _type_key(key)) + type_]
         else:
             types.append((_type_keys.get(key) or _type_key(key)) + type_)
     if types is not None:
         append(f'{level.types_head}{",".join(types)}"')
+    if overflow is not None or tail is not None:
+        _overflow([*(overflow or ()), *(tail or ())], level, parts)
+
+
+def _overflow(attributes: list[Any], level: _Level, parts: list[str]) -> None:
+    """The overflow field of a level: its attributes beyond the budget, in their order."""
+    entries = [e for e in (col.overflow_entry(kv.key, kv.value) for kv in attributes) if e is not None]
+    if entries:
+        # The cell holds no backslash (spanrow.overflow_entry), so quotes are all there is to escape.
+        parts.append(level.overflow_head + col.encode_overflow(entries).replace('"', '\\"') + '"')
+        level.counts[level.label] = level.counts.get(level.label, 0) + len(entries)
 
 
 _double_text = col.double_text
-_SPAN_LEVEL = _Level(col.SPAN)
-_EVENT_LEVELS: dict[int, _Level] = {}
-_LINK_LEVELS: dict[int, _Level] = {}
 
 
-def _indexed(levels: dict[int, _Level], prefix_of: Any, index: int) -> _Level:
-    level = levels[index] = _Level(prefix_of(index))
-    return level
+class Encoder:
+    """OTLP to line protocol under an attribute budget, with the caches that make it fast.
+
+    One per table (its `AttributeBudget` knows that table's columns). `overflowed` counts, by level, the
+    attributes that went to an overflow column since `take_overflowed` was last called.
+    """
+
+    def __init__(self, budget: AttributeBudget | None = None) -> None:
+        self.budget = budget if budget is not None else AttributeBudget()
+        self.overflowed: dict[str, int] = {}
+        self.span_level = _Level(col.SPAN, self.budget, "span", self.overflowed)
+        self.event_levels: dict[int, _Level] = {}
+        self.link_levels: dict[int, _Level] = {}
+        self.resources: dict[tuple[str, bytes], tuple[str, str, int]] = {}
+        self.scopes: dict[tuple[str, bytes], tuple[str, str, int]] = {}
+
+    def reset(self) -> None:
+        """Forget every cached key (the table was dropped: its columns are gone)."""
+        self.budget.forget()
+        self.span_level.keys.clear()
+        self.event_levels.clear()
+        self.link_levels.clear()
+        self.resources.clear()
+        self.scopes.clear()
+
+    def take_overflowed(self) -> dict[str, int]:
+        counts = dict(self.overflowed)
+        self.overflowed.clear()
+        return counts
+
+    def encode(self, table: str, resource_spans: Iterable[trace_pb2.ResourceSpans]) -> list[str]:
+        """Line protocol for every span, one line per span (without newline), in input order.
+
+        Join lines with "\\n" to post them; any split between lines is a valid request body.
+        """
+        measurement = lp_measurement(table)
+        lines: list[str] = []
+        counts = self.overflowed
+        for rs in resource_spans:
+            resource_tags, resource_fields, resource_overflow = self._resource(rs)
+            for ss in rs.scope_spans:
+                scope_tags, scope_fields, scope_overflow = self._scope(ss)
+                before = len(lines)
+                _encode_spans(self, measurement + resource_tags + scope_tags, resource_fields + scope_fields,
+                              ss.spans, lines)
+                spans = len(lines) - before
+                if resource_overflow and spans:
+                    counts["resource"] = counts.get("resource", 0) + resource_overflow * spans
+                if scope_overflow and spans:
+                    counts["scope"] = counts.get("scope", 0) + scope_overflow * spans
+        return lines
+
+    def event_level(self, index: int) -> _Level:
+        level = self.event_levels[index] = _Level(col.event_prefix(index), self.budget, "event", self.overflowed)
+        return level
+
+    def link_level(self, index: int) -> _Level:
+        level = self.link_levels[index] = _Level(col.link_prefix(index), self.budget, "link", self.overflowed)
+        return level
+
+    def _other_attributes(self, attributes: Any, prefix: str, skip: str | None = None) -> tuple[str, str, int]:
+        """Fields of resource or scope attributes (not on the hot path), the first `skip` attribute's text
+        as a tag value ("" when absent or empty), and how many attributes overflowed."""
+        parts = []
+        types: dict[str, str] = {}
+        overflow: list[str] = []
+        tag = None
+        budget = self.budget
+        counted = 0
+        for kv in attributes:
+            found = col.attribute_text(kv.value)
+            if found is None:
+                continue
+            text, type_ = found
+            if kv.key == skip:
+                if tag is not None:
+                    continue
+                tag = text
+            else:
+                counted += 1
+                if counted > budget.per_level or not budget.admit(prefix + col.ATTRIBUTES + stored_name(kv.key)):
+                    overflow.append(col.overflow_entry(kv.key, kv.value))  # type: ignore[arg-type]
+                    continue
+                parts.append(_field(prefix + col.ATTRIBUTES + kv.key) + lp_field_string(text))
+            if type_:
+                types.setdefault(kv.key, type_)
+        if types:
+            parts.append(_field(prefix + col.ATTRIBUTE_TYPES) + lp_field_string(col.encode_types(types.items())))
+        if overflow:
+            parts.append(_field(prefix + col.ATTRIBUTES_OVERFLOW) + lp_field_string(col.encode_overflow(overflow)))
+        return "".join(parts), lp_tag_value(tag) if tag else "", len(overflow)
+
+    def _resource(self, resource_spans: trace_pb2.ResourceSpans) -> tuple[str, str, int]:
+        """(tags, fields, overflowed) of a resource: the service tag, and the other attributes, count and
+        schema URL."""
+        resource = resource_spans.resource
+        key = (resource_spans.schema_url, resource.SerializeToString(deterministic=True))
+        resources = self.resources
+        found = resources.get(key)
+        if found is None:
+            fields, service, overflowed = self._other_attributes(resource.attributes, col.RESOURCE, "service.name")
+            if resource.dropped_attributes_count:
+                fields += f"{_field(col.RESOURCE_DROPPED_ATTRIBUTES)}{resource.dropped_attributes_count}"
+            if resource_spans.schema_url:
+                fields += _field(col.RESOURCE_SCHEMA_URL) + lp_field_string(resource_spans.schema_url)
+            if len(resources) >= _GROUP_CACHE_LIMIT:
+                resources.clear()
+            found = resources[key] = (_SERVICE + service if service else "", fields, overflowed)
+        return found
+
+    def _scope(self, scope_spans: trace_pb2.ScopeSpans) -> tuple[str, str, int]:
+        """(tags, fields, overflowed) of an instrumentation scope and its ScopeSpans schema URL."""
+        scope = scope_spans.scope
+        key = (scope_spans.schema_url, scope.SerializeToString(deterministic=True))
+        scopes = self.scopes
+        found = scopes.get(key)
+        if found is None:
+            tags = ""
+            if scope.name:
+                tags += _SCOPE_NAME + lp_tag_value(scope.name)
+            if scope.version:
+                tags += _SCOPE_VERSION + lp_tag_value(scope.version)
+            fields, _, overflowed = self._other_attributes(scope.attributes, col.SCOPE)
+            if scope.dropped_attributes_count:
+                fields += f"{_field(col.SCOPE_DROPPED_ATTRIBUTES)}{scope.dropped_attributes_count}"
+            if scope_spans.schema_url:
+                fields += _field(col.SCOPE_SCHEMA_URL) + lp_field_string(scope_spans.schema_url)
+            if len(scopes) >= _GROUP_CACHE_LIMIT:
+                scopes.clear()
+            found = scopes[key] = (tags, fields, overflowed)
+        return found
 
 
-def _events(events: Any, parts: list[str]) -> None:
-    levels = _EVENT_LEVELS
+def _events(encoder: Encoder, events: Any, parts: list[str]) -> None:
+    levels = encoder.event_levels
     append = parts.append
     for index, event in enumerate(events):
-        level = levels.get(index) or _indexed(levels, col.event_prefix, index)
+        level = levels.get(index) or encoder.event_level(index)
         event_time = event.time_unix_nano
         append(f"{level.time}{event_time}")
         if float(event_time) != event_time:  # CnosDB's DOUBLE column cannot hold it exactly
@@ -186,11 +392,11 @@ def _events(events: Any, parts: list[str]) -> None:
             append(f"{level.dropped}{dropped}")
 
 
-def _links(links: Any, parts: list[str]) -> None:
-    levels = _LINK_LEVELS
+def _links(encoder: Encoder, links: Any, parts: list[str]) -> None:
+    levels = encoder.link_levels
     append = parts.append
     for index, link in enumerate(links):
-        level = levels.get(index) or _indexed(levels, col.link_prefix, index)
+        level = levels.get(index) or encoder.link_level(index)
         append(f'{level.trace_id}{link.trace_id.hex()}{level.span_id}{link.span_id.hex()}"')
         trace_state = link.trace_state
         if trace_state:
@@ -216,85 +422,18 @@ def _name(name: str) -> str:
     return fragment
 
 
-def _other_attributes(attributes: Any, prefix: str, skip: str | None = None) -> tuple[str, str]:
-    """Fields of resource or scope attributes (not on the hot path), and the first `skip` attribute's
-    text as a tag value ("" when absent or empty)."""
-    parts = []
-    types: dict[str, str] = {}
-    tag = None
-    for kv in attributes:
-        found = col.attribute_text(kv.value)
-        if found is None:
-            continue
-        text, type_ = found
-        if kv.key == skip:
-            if tag is not None:
-                continue
-            tag = text
-        else:
-            parts.append(_field(prefix + col.ATTRIBUTES + kv.key) + lp_field_string(text))
-        if type_:
-            types.setdefault(kv.key, type_)
-    if types:
-        parts.append(_field(prefix + col.ATTRIBUTE_TYPES) + lp_field_string(col.encode_types(types.items())))
-    return "".join(parts), lp_tag_value(tag) if tag else ""
-
-
-_resources: dict[tuple[str, bytes], tuple[str, str]] = {}
-_scopes: dict[tuple[str, bytes], tuple[str, str]] = {}
-
-
-def _resource(resource_spans: trace_pb2.ResourceSpans) -> tuple[str, str]:
-    """(tags, fields) of a resource: the service tag, and the other attributes, count and schema URL."""
-    resource = resource_spans.resource
-    key = (resource_spans.schema_url, resource.SerializeToString(deterministic=True))
-    found = _resources.get(key)
-    if found is None:
-        fields, service = _other_attributes(resource.attributes, col.RESOURCE, "service.name")
-        if resource.dropped_attributes_count:
-            fields += f"{_field(col.RESOURCE_DROPPED_ATTRIBUTES)}{resource.dropped_attributes_count}"
-        if resource_spans.schema_url:
-            fields += _field(col.RESOURCE_SCHEMA_URL) + lp_field_string(resource_spans.schema_url)
-        if len(_resources) >= _GROUP_CACHE_LIMIT:
-            _resources.clear()
-        found = _resources[key] = (_SERVICE + service if service else "", fields)
-    return found
-
-
-def _scope(scope_spans: trace_pb2.ScopeSpans) -> tuple[str, str]:
-    """(tags, fields) of an instrumentation scope and its ScopeSpans schema URL."""
-    scope = scope_spans.scope
-    key = (scope_spans.schema_url, scope.SerializeToString(deterministic=True))
-    found = _scopes.get(key)
-    if found is None:
-        tags = ""
-        if scope.name:
-            tags += _SCOPE_NAME + lp_tag_value(scope.name)
-        if scope.version:
-            tags += _SCOPE_VERSION + lp_tag_value(scope.version)
-        fields, _ = _other_attributes(scope.attributes, col.SCOPE)
-        if scope.dropped_attributes_count:
-            fields += f"{_field(col.SCOPE_DROPPED_ATTRIBUTES)}{scope.dropped_attributes_count}"
-        if scope_spans.schema_url:
-            fields += _field(col.SCOPE_SCHEMA_URL) + lp_field_string(scope_spans.schema_url)
-        if len(_scopes) >= _GROUP_CACHE_LIMIT:
-            _scopes.clear()
-        found = _scopes[key] = (tags, fields)
-    return found
-
-
-def _encode_spans(head: str, tail: str, spans: Iterable[trace_pb2.Span], out: list[str]) -> None:
+def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_pb2.Span], out: list[str]) -> None:
     """Append one line per span to `out`.
 
     `head` is the measurement followed by the resource and scope tags, `tail` the resource and scope
-    fields; both escaped already (see `encode_resource_spans`).
+    fields; both escaped already (see `Encoder.encode`).
     """
     append = out.append
     names = _names
     kinds = _KIND
     kind_tags = _KIND_TAG
     statuses = _STATUS
-    level = _SPAN_LEVEL
+    level = encoder.span_level
     for span in spans:
         name = span.name
         trace_id = span.trace_id.hex()
@@ -330,10 +469,10 @@ def _encode_spans(head: str, tail: str, spans: Iterable[trace_pb2.Span], out: li
             _attributes(attributes, level, parts)
         events = span.events
         if events:
-            _events(events, parts)
+            _events(encoder, events, parts)
         links = span.links
         if links:
-            _links(links, parts)
+            _links(encoder, links, parts)
         message = status.message
         if message:
             parts.append(_STATUS_MESSAGE + lp_field_string(message))
@@ -364,17 +503,14 @@ def _unknown_kind(kind: int) -> str:
     return lp_field_key(col.KIND) + "=" + lp_field_string(str(kind))
 
 
-def encode_resource_spans(table: str, resource_spans: Iterable[trace_pb2.ResourceSpans]) -> list[str]:
-    """Line protocol for every span, one line per span (without newline), in input order.
+_DEFAULT = Encoder()
+
+
+def encode_resource_spans(table: str, resource_spans: Iterable[trace_pb2.ResourceSpans],
+                          encoder: Encoder | None = None) -> list[str]:
+    """Line protocol for every span, one line per span (without newline), in input order, through
+    `encoder` (its budget decides which attributes overflow); without one, every attribute gets a column.
 
     Join lines with "\\n" to post them; any split between lines is a valid request body.
     """
-    measurement = lp_measurement(table)
-    lines: list[str] = []
-    for rs in resource_spans:
-        resource_tags, resource_fields = _resource(rs)
-        for ss in rs.scope_spans:
-            scope_tags, scope_fields = _scope(ss)
-            _encode_spans(measurement + resource_tags + scope_tags, resource_fields + scope_fields, ss.spans,
-                          lines)
-    return lines
+    return (encoder or _DEFAULT).encode(table, resource_spans)

@@ -2,11 +2,11 @@
 
 Values and names reach the text only through `quoting`; `tests/test_query_builder.py` compares each
 statement with a golden file under `tests/golden_sql/` and checks the rules below on every one of them.
-The SQL stays inside what CnosDB's DataFusion 27 fork runs: WHERE, IN lists, UNION ALL, GROUP BY,
-ORDER BY, LIMIT, inner joins, count/min/max, and CnosDB's `SHOW TAG VALUES`.
+The SQL stays inside what CnosDB's DataFusion 27 fork runs: WHERE, IN lists, LIKE (without ESCAPE),
+UNION ALL, GROUP BY, ORDER BY, LIMIT, inner joins, count/min/max, and CnosDB's `SHOW TAG VALUES`.
 
 Rules that keep the statements correct and cheap on CnosDB's storage engine (not on DataFusion alone):
-- A comparison with a field column is guarded, `"f" IS NOT NULL AND "f" = 'v'`: CnosDB pushes `f = 'v'`
+- A comparison with a field column (LIKE too) is guarded, `"f" IS NOT NULL AND "f" = 'v'`: CnosDB pushes `f = 'v'`
   down as an exact filter that its storage skips for series written before column `f` existed, so
   unguarded, every older span would match. The `IS NOT NULL` stays in DataFusion's filter and drops them.
 - An IN list of trace IDs holds at most `TRACE_IDS_PER_IN` values: from four on, CnosDB reads every series.
@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 
 from . import spanrow as col
 from .quoting import sql_identifier as ident
+from .quoting import sql_like_containing, sql_timestamp, stored_name
 from .quoting import sql_string as lit
-from .quoting import sql_timestamp, stored_name
 
 # An attribute column: resource, scope, span, event or link level, then the stored attribute key.
-_ATTRIBUTE_COLUMN = re.compile(
-    r"ResourceSpans/(?:Resource|ScopeSpans/InstrumentationScope|ScopeSpans/Span(?:/(?:Event|Link)_\d+)?)"
-    r"/attributes/(.*)", re.DOTALL)
+_ATTRIBUTE_COLUMN = col.ATTRIBUTE_COLUMN
 _EVENT_NAME_COLUMN = re.compile(r"ResourceSpans/ScopeSpans/Span/Event_\d+/name")
 
 TRACE_IDS_PER_IN = 3  # the most values an IN list of a tag may hold and still use CnosDB's index
@@ -200,7 +198,14 @@ def _attribute_matches(key: str, value: str, columns: Collection[str]) -> list[s
     elif key == "event":
         pairs.extend((c, value) for c in sorted(columns) if _EVENT_NAME_COLUMN.fullmatch(c))
     # Only columns the table has: naming a missing column is an error in CnosDB, not a non-match.
-    return [_equals(c, v) for c, v in pairs if c in columns]
+    found = [_equals(c, v) for c, v in pairs if c in columns]
+    # Attributes beyond the budget: any level's overflow cell holding exactly this key with this text.
+    overflow = [c for c in sorted(columns) if col.OVERFLOW_COLUMN.fullmatch(c)]
+    if overflow:
+        pattern = sql_like_containing(col.overflow_fragment(key, value))
+        found.extend(f"({ident(c)} IS NOT NULL AND {ident(c)} LIKE {pattern})" for c in overflow)
+    return found
+
 
 
 def _equals(column: str, value: str) -> str:

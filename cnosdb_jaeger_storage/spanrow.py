@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, unquote
@@ -74,6 +75,13 @@ RESOURCE_ATTRIBUTE_TYPES = RESOURCE + ATTRIBUTE_TYPES
 SCOPE_ATTRIBUTE_TYPES = SCOPE + ATTRIBUTE_TYPES
 SPAN_ATTRIBUTE_TYPES = SPAN + ATTRIBUTE_TYPES
 
+# Added by this server: the attributes of a level beyond the attribute budget (docs/schema.md, "Attributes
+# beyond the budget"), as one JSON cell per level (`encode_overflow`).
+ATTRIBUTES_OVERFLOW = "attributes_overflow"
+RESOURCE_ATTRIBUTES_OVERFLOW = RESOURCE + ATTRIBUTES_OVERFLOW
+SCOPE_ATTRIBUTES_OVERFLOW = SCOPE + ATTRIBUTES_OVERFLOW
+SPAN_ATTRIBUTES_OVERFLOW = SPAN + ATTRIBUTES_OVERFLOW
+
 # Suffixes under `event_prefix(i)` / `link_prefix(i)`.
 EVENT_TIME = "time_unix_nano"
 EVENT_TIME_EXACT = "time_unix_nano_exact"  # ours: BIGINT, only where the DOUBLE above is not exact
@@ -92,6 +100,16 @@ def event_prefix(i: int) -> str:
 
 def link_prefix(i: int) -> str:
     return f"{SPAN}Link_{i}/"
+
+
+# Attribute columns of any level (resource, scope, span, event i, link i): group 1 is the stored key.
+ATTRIBUTE_COLUMN = re.compile(
+    r"ResourceSpans/(?:Resource|ScopeSpans/InstrumentationScope|ScopeSpans/Span(?:/(?:Event|Link)_\d+)?)"
+    r"/attributes/(.*)", re.DOTALL)
+# The overflow column of any level.
+OVERFLOW_COLUMN = re.compile(
+    r"ResourceSpans/(?:Resource|ScopeSpans/InstrumentationScope|ScopeSpans/Span(?:/(?:Event|Link)_\d+)?)"
+    r"/attributes_overflow")
 
 
 def attribute_column(prefix: str, key: str) -> str:
@@ -171,6 +189,82 @@ def attribute_value(text: str, type_: str | None) -> common_pb2.AnyValue:
     return common_pb2.AnyValue(string_value=text)
 
 
+# --- attributes beyond the budget ------------------------------------------------------------------
+#
+# The attributes of a level that do not get a column (docs/schema.md, "Attributes beyond the budget") are
+# kept in one JSON object per level, `{"key":["text"],"key":["text","type"]}`: the value's text as in a
+# column, and its type when it is not a string. Keys and texts are percent-encoded where they hold `%`,
+# `"`, `\` or a control character (keys also `,` and `:`), so the cell holds no backslash: the JSON
+# needs no escapes, and the fragment `"key":["text"` occurs in a cell exactly when the cell holds
+# attribute `key` with that text (`overflow_fragment`), which a LIKE finds with no escapes but `\%` and
+# `\_`.
+
+_OVERFLOW_TEXT = re.compile(r'[%"\\\x00-\x1f\x7f]')
+_OVERFLOW_KEY = re.compile(r'[%"\\\x00-\x1f\x7f,:]')
+_PERCENT = re.compile(r"%([0-9A-F]{2})")
+
+
+def _percent(match: re.Match[str]) -> str:
+    return f"%{ord(match.group()):02X}"
+
+
+def _overflow_text(text: str) -> str:
+    return text if _OVERFLOW_TEXT.search(text) is None else _OVERFLOW_TEXT.sub(_percent, text)
+
+
+def _overflow_key(key: str) -> str:
+    return key if _OVERFLOW_KEY.search(key) is None else _OVERFLOW_KEY.sub(_percent, key)
+
+
+def overflow_fragment(key: str, text: str) -> str:
+    """The text an overflow cell holds exactly when it holds attribute `key` with value text `text`."""
+    return f'"{_overflow_key(key)}":["{_overflow_text(text)}"'
+
+
+def overflow_entry(key: str, value: common_pb2.AnyValue) -> str | None:
+    """One attribute as an overflow entry, `"key":["text"]` or `"key":["text","type"]`; None if unset."""
+    found = attribute_text(value)
+    if found is None:
+        return None
+    text, type_ = found
+    head = overflow_fragment(key, text)
+    return f'{head},"{type_}"]' if type_ else head + "]"
+
+
+def encode_overflow(entries: Iterable[str]) -> str:
+    """Overflow entries as the cell: `{entry,entry}`."""
+    return "{" + ",".join(entries) + "}"
+
+
+def _unpercent(text: str) -> str:
+    return _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), text) if "%" in text else text
+
+
+def decode_overflow(cell: Any) -> list[tuple[str, common_pb2.AnyValue]]:
+    """An overflow cell back to (key, value) pairs in their order; what cannot be read is skipped."""
+    if not isinstance(cell, str):
+        return []
+    try:
+        pairs = json.loads(cell, object_pairs_hook=list)
+    except ValueError:
+        return []
+    out = []
+    for pair in pairs if isinstance(pairs, list) else ():
+        if not (isinstance(pair, tuple) and isinstance(pair[1], list) and 1 <= len(pair[1]) <= 2
+                and all(isinstance(x, str) for x in pair[1])):
+            continue
+        key, (text, *type_) = pair
+        text = _unpercent(text)
+        value = attribute_value(text, type_[0]) if type_ else common_pb2.AnyValue(string_value=text)
+        out.append((_unpercent(key), value))
+    return out
+
+
+def _fill_overflow(target: Any, cell: Any) -> None:
+    for key, value in decode_overflow(cell):
+        target.add(key=key, value=value)
+
+
 # --- rows back to OTLP -----------------------------------------------------------------------------
 
 _KIND_BY_NAME = dict(trace_pb2.Span.SpanKind.items())
@@ -180,9 +274,9 @@ _U64 = 2**64
 # What a column holds, by its name: (code, event/link index, decoded attribute key or sub-name).
 (_IGNORE, _TIME, _SERVICE, _RES_ATTR, _RES_TYPES, _RES_OTHER, _SCOPE_NAME, _SCOPE_VERSION, _SCOPE_ATTR,
  _SCOPE_TYPES, _SCOPE_OTHER, _SPAN_ATTR, _SPAN_TYPES, _SPAN_FIELD, _EVENT, _EVENT_ATTR, _LINK,
- _LINK_ATTR) = range(18)
-_RESOURCE_COLUMNS = frozenset((RESOURCE_DROPPED_ATTRIBUTES, RESOURCE_SCHEMA_URL))
-_SCOPE_COLUMNS = frozenset((SCOPE_DROPPED_ATTRIBUTES, SCOPE_SCHEMA_URL))
+ _LINK_ATTR, _SPAN_OVERFLOW) = range(19)
+_RESOURCE_COLUMNS = frozenset((RESOURCE_DROPPED_ATTRIBUTES, RESOURCE_SCHEMA_URL, RESOURCE_ATTRIBUTES_OVERFLOW))
+_SCOPE_COLUMNS = frozenset((SCOPE_DROPPED_ATTRIBUTES, SCOPE_SCHEMA_URL, SCOPE_ATTRIBUTES_OVERFLOW))
 _classes: dict[str, tuple[int, int, str]] = {}
 
 
@@ -202,6 +296,8 @@ def _class_of(column: str) -> tuple[int, int, str]:
             return _SPAN_ATTR, 0, decode_stored_name(rest[len(ATTRIBUTES):])
         if rest == ATTRIBUTE_TYPES:
             return _SPAN_TYPES, 0, ""
+        if rest == ATTRIBUTES_OVERFLOW:
+            return _SPAN_OVERFLOW, 0, ""
         for head, code, attr_code in (("Event_", _EVENT, _EVENT_ATTR), ("Link_", _LINK, _LINK_ATTR)):
             if rest.startswith(head):
                 index, slash, sub = rest[len(head):].partition("/")
@@ -332,7 +428,7 @@ def rows_to_resource_spans(rows: Iterable[dict[str, Any]]) -> list[trace_pb2.Res
         scope_key: list[tuple[str, Any]] = []
         span = trace_pb2.Span()
         attrs: list[tuple[str, Any]] = []
-        span_types = None
+        span_types = span_overflow = None
         start = 0
         duration = end_field = None
         events: dict[int, dict[Any, Any]] = {}
@@ -377,6 +473,8 @@ def rows_to_resource_spans(rows: Iterable[dict[str, Any]]) -> list[trace_pb2.Res
                     span.dropped_links_count = _int(value)
             elif code == _SPAN_TYPES:
                 span_types = value
+            elif code == _SPAN_OVERFLOW:
+                span_overflow = value
             elif code == _TIME:
                 start = min(max(_int(value), 0), _U64 - 1)
             elif code in (_EVENT, _EVENT_ATTR):
@@ -391,6 +489,8 @@ def rows_to_resource_spans(rows: Iterable[dict[str, Any]]) -> list[trace_pb2.Res
         span.start_time_unix_nano = start
         span.end_time_unix_nano = _end_time(start, duration, end_field)
         _fill_attributes(span.attributes, attrs, span_types)
+        if span_overflow is not None:
+            _fill_overflow(span.attributes, span_overflow)
         for index in sorted(events):
             _add_event(span.events.add(), events[index])
         for index in sorted(links):
@@ -448,6 +548,7 @@ def _add_event(event: trace_pb2.Span.Event, parts: dict[Any, Any]) -> None:
         event.name = _text(parts[EVENT_NAME])
     event.dropped_attributes_count = _int(parts.get(DROPPED_ATTRIBUTES, 0))
     _fill_attributes(event.attributes, parts[None], parts.get(ATTRIBUTE_TYPES))
+    _fill_overflow(event.attributes, parts.get(ATTRIBUTES_OVERFLOW))
 
 
 def _add_link(link: trace_pb2.Span.Link, parts: dict[Any, Any]) -> None:
@@ -458,11 +559,12 @@ def _add_link(link: trace_pb2.Span.Link, parts: dict[Any, Any]) -> None:
     link.flags = _int(parts.get(LINK_FLAGS, 0))
     link.dropped_attributes_count = _int(parts.get(DROPPED_ATTRIBUTES, 0))
     _fill_attributes(link.attributes, parts[None], parts.get(ATTRIBUTE_TYPES))
+    _fill_overflow(link.attributes, parts.get(ATTRIBUTES_OVERFLOW))
 
 
 def _build_resource(resource_spans: trace_pb2.ResourceSpans, cells: list[tuple[str, Any]]) -> None:
     attrs: list[tuple[str, Any]] = []
-    types = None
+    types = overflow = None
     for column, value in cells:
         code, _, name = _classify(column)
         if code == _SERVICE:
@@ -475,12 +577,15 @@ def _build_resource(resource_spans: trace_pb2.ResourceSpans, cells: list[tuple[s
             resource_spans.schema_url = _text(value)
         elif column == RESOURCE_DROPPED_ATTRIBUTES and _int(value):
             resource_spans.resource.dropped_attributes_count = _int(value)
+        elif column == RESOURCE_ATTRIBUTES_OVERFLOW:
+            overflow = value
     _fill_attributes(resource_spans.resource.attributes, attrs, types)
+    _fill_overflow(resource_spans.resource.attributes, overflow)
 
 
 def _build_scope(scope_spans: trace_pb2.ScopeSpans, cells: list[tuple[str, Any]]) -> None:
     attrs: list[tuple[str, Any]] = []
-    types = None
+    types = overflow = None
     scope = scope_spans.scope
     for column, value in cells:
         code, _, name = _classify(column)
@@ -498,4 +603,7 @@ def _build_scope(scope_spans: trace_pb2.ScopeSpans, cells: list[tuple[str, Any]]
             scope_spans.schema_url = _text(value)
         elif column == SCOPE_DROPPED_ATTRIBUTES and _int(value):
             scope.dropped_attributes_count = _int(value)
+        elif column == SCOPE_ATTRIBUTES_OVERFLOW:
+            overflow = value
     _fill_attributes(scope.attributes, attrs, types)
+    _fill_overflow(scope.attributes, overflow)

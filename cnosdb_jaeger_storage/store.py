@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,16 +23,23 @@ from . import query_builder as sql
 from . import spanrow
 from .cnosdb_client import CnosDBClient
 from .errors import CnosDBError
-from .lineprotocol import encode_resource_spans
+from .lineprotocol import AttributeBudget, Encoder
 from .metrics import METRICS
 from .proto import trace_pb2
-from .quoting import decode_stored_name
+from .quoting import check_spans, decode_stored_name
 from .writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
 _TABLE_MISSING = re.compile(r"table .*not (found|exist)|not (found|exist).*table", re.IGNORECASE)
 _FETCH_TRACES_PER_QUERY = 30  # a UNION ALL of 10 IN lists (query_builder.TRACE_IDS_PER_IN)
+# How often the attribute columns of the table are read again (DESCRIBE) before a write: other instances add
+# columns too. Searches read them anyway, and what this process's own writes add is known at once.
+COLUMNS_REFRESH_SECONDS = 60.0
+DEFAULT_MAX_SPAN_ATTRIBUTES = 128  # OpenTelemetry SDKs' default attribute count limit
+DEFAULT_MAX_ATTRIBUTE_COLUMNS = 1000
+
+
 _JAEGER_KIND = {"SPAN_KIND_UNSPECIFIED": "", "SPAN_KIND_INTERNAL": "internal", "SPAN_KIND_SERVER": "server",
                 "SPAN_KIND_CLIENT": "client", "SPAN_KIND_PRODUCER": "producer",
                 "SPAN_KIND_CONSUMER": "consumer"}
@@ -65,17 +73,30 @@ Trace = list[trace_pb2.ResourceSpans]
 
 class TraceStore:
     def __init__(self, client: CnosDBClient, target: Target, writer: BatchWriter,
-                 min_start_ns: Callable[[], int] | None = None) -> None:
+                 min_start_ns: Callable[[], int] | None = None, *,
+                 max_span_attributes: int | None = DEFAULT_MAX_SPAN_ATTRIBUTES,
+                 max_attribute_columns: int | None = DEFAULT_MAX_ATTRIBUTE_COLUMNS) -> None:
         self._client = client
         self.target = target
         self._writer = writer
         self._min_start_ns = min_start_ns  # the oldest start time CnosDB still accepts, if it has a TTL
+        # Which attributes get a column (docs/schema.md, "Attributes beyond the budget"). The budget knows
+        # the table's attribute columns from DESCRIBE (`_known_columns`) and from this process's writes.
+        self.budget = AttributeBudget(max_span_attributes, max_attribute_columns)
+        self._encoder = Encoder(self.budget)
+        self._columns_read_at: float | None = None  # monotonic time of the last DESCRIBE, None before it
+        self._columns_lock = asyncio.Lock()
 
     # writes
 
     async def write(self, resource_spans: Iterable[trace_pb2.ResourceSpans], transport: str) -> WriteResult:
+        resource_spans = list(resource_spans)
+        check_spans(resource_spans)  # every write path: IDs and times CnosDB can store, else InvalidValue
         kept, expired = self._drop_expired(resource_spans)
-        lines = encode_resource_spans(self.target.table, kept)
+        await self._known_columns()
+        lines = self._encoder.encode(self.target.table, kept)
+        for level, count in self._encoder.take_overflowed().items():
+            METRICS.attributes_overflowed.inc(count, level=level)
         METRICS.spans_received.inc(len(lines) + expired, transport=transport)
         await self._writer.submit(lines)
         if expired:
@@ -105,6 +126,27 @@ class TraceStore:
 
     async def purge(self) -> None:
         await self._sql(sql.drop_table(self.target.table))
+        self._encoder.reset()
+        self._columns_read_at = None
+
+    async def _known_columns(self) -> None:
+        """Bring the budget's knowledge of the table's columns up to date, at most every
+        `COLUMNS_REFRESH_SECONDS` (only when the budget limits columns)."""
+        if not self.budget.limits_columns:
+            return
+        read_at = self._columns_read_at
+        if read_at is not None and time.monotonic() - read_at < COLUMNS_REFRESH_SECONDS:
+            return
+        async with self._columns_lock:
+            if self._columns_read_at != read_at:
+                return  # another write read them meanwhile
+            try:
+                await self.columns()
+            except CnosDBError as exc:
+                # The write goes on with what is known (at worst the budget's worth of columns too many);
+                # the next write reads them again.
+                log.warning("cannot read the columns of table=%s for the attribute budget: %s",
+                            self.target.table, exc)
 
     # reads
 
@@ -133,7 +175,8 @@ class TraceStore:
         statement = sql.find_trace_ids(self.target.table, query, columns)
         if statement is None:
             return []
-        return [r["trace_id"] for r in await self._sql(statement)]
+        # A row without a trace ID (CnosDB's own writer can store one) is no trace to return.
+        return [r["trace_id"] for r in await self._sql(statement) if r.get("trace_id")]
 
     async def find_trace_bounds(self, query: sql.TraceQuery) -> list[FoundTrace]:
         trace_ids = await self.find_trace_ids(query)
@@ -173,7 +216,10 @@ class TraceStore:
     async def columns(self) -> frozenset[str]:
         """The table's columns now; asked afresh per search, as other instances may have added some."""
         rows = await self._sql(sql.describe_table(self.target.table))
-        return frozenset(r["column_name"] for r in rows)
+        columns = frozenset(r["column_name"] for r in rows)
+        self.budget.learn(columns)
+        self._columns_read_at = time.monotonic()
+        return columns
 
     async def _sql(self, statement: str) -> list[dict[str, Any]]:
         try:

@@ -17,7 +17,7 @@ from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from cnosdb_jaeger_storage import spanrow
-from cnosdb_jaeger_storage.lineprotocol import encode_resource_spans
+from cnosdb_jaeger_storage.lineprotocol import AttributeBudget, Encoder, encode_resource_spans
 
 T0 = 1_700_000_000_123_456_789
 TRACE = bytes(range(16))
@@ -488,3 +488,83 @@ def test_embedded_engine_stores_the_rows_the_parser_expects(tmp_path, make):
     rows.sort(key=lambda row: position[identity(row)])
     assert rows == expected
     assert normalized(spanrow.rows_to_resource_spans(rows)) == normalized(rs_list)
+
+
+# --- the attribute budget (docs/schema.md, "Attributes beyond the budget") ---------------------------
+
+
+def _budgeted(rs_list: list[trace_pb2.ResourceSpans], per_level: int | None = None, columns: int | None = None,
+              known: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], Encoder]:
+    budget = AttributeBudget(per_level, columns)
+    budget.learn(known)
+    encoder = Encoder(budget)
+    return parse_line_protocol("\n".join(encode_resource_spans("jaeger_spans", rs_list, encoder))), encoder
+
+
+def _every_level(n: int, prefix: str = "k") -> trace_pb2.ResourceSpans:
+    """n typed attributes on the resource, the scope, the span, one event and one link."""
+    def attributes(level: str) -> list[common_pb2.KeyValue]:
+        return [kv(f"{prefix}.{level}.{i}", **[{"string_value": f"v{i}"}, {"int_value": i}, {"bool_value": True},
+                                               {"double_value": i + 0.5}, {"bytes_value": b"\x00\xff"},
+                                               {"array_value": {"values": [{"string_value": "x"}]}}][i % 6])
+                for i in range(n)]
+    s = span(attributes=attributes("span"),
+             events=[trace_pb2.Span.Event(time_unix_nano=T0 + 5, name="e", attributes=attributes("event"))],
+             links=[trace_pb2.Span.Link(trace_id=TRACE, span_id=PARENT, attributes=attributes("link"))])
+    rs = resource_spans([s], attributes=[kv("service.name", string_value="svc"), *attributes("resource")])
+    rs.scope_spans[0].scope.attributes.extend(attributes("scope"))
+    return rs
+
+
+def test_attributes_beyond_the_per_level_budget_overflow_and_read_back_exactly() -> None:
+    rs = _every_level(12)
+    rows, encoder = _budgeted([rs], per_level=5)
+    [row] = rows
+    assert normalized(spanrow.rows_to_resource_spans(rows)) == normalized([rs])
+    for overflow, level in ((spanrow.RESOURCE_ATTRIBUTES_OVERFLOW, "resource"),
+                            (spanrow.SCOPE_ATTRIBUTES_OVERFLOW, "scope"), (spanrow.SPAN_ATTRIBUTES_OVERFLOW, "span"),
+                            (P + "Event_0/attributes_overflow", "event"), (P + "Link_0/attributes_overflow", "link")):
+        assert [k for k, _ in spanrow.decode_overflow(row[overflow])] == [f"k.{level}.{i}" for i in range(5, 12)]
+    assert sum(1 for c in row if spanrow.ATTRIBUTE_COLUMN.fullmatch(c) and c != SVC) == 5 * 5
+    assert encoder.take_overflowed() == {"resource": 7, "scope": 7, "span": 7, "event": 7, "link": 7}
+    assert encoder.take_overflowed() == {}
+
+
+def test_spans_within_the_budget_are_encoded_as_without_one() -> None:
+    rs = _every_level(5)
+    assert encode_resource_spans("jaeger_spans", [rs], Encoder(AttributeBudget(5, 25))) == \
+        encode_resource_spans("jaeger_spans", [rs])
+
+
+def test_a_full_table_gives_new_keys_no_column_but_keeps_the_columns_it_has() -> None:
+    known = (P + "attributes/old", "ResourceSpans/Resource/attributes/host", SVC)
+    s = span(attributes=[kv("new", string_value="n"), kv("old", int_value=1)])
+    rs = resource_spans([s], attributes=[kv("service.name", string_value="svc"), kv("host", string_value="h"),
+                                         kv("zone", string_value="z")])
+    rows, encoder = _budgeted([rs], columns=2, known=known)
+    [row] = rows
+    assert row[P + "attributes/old"] == "1" and P + "attributes/new" not in row
+    assert row[SVC] == "svc" and row["ResourceSpans/Resource/attributes/host"] == "h"
+    assert spanrow.decode_overflow(row[spanrow.SPAN_ATTRIBUTES_OVERFLOW])[0][0] == "new"
+    assert spanrow.decode_overflow(row[spanrow.RESOURCE_ATTRIBUTES_OVERFLOW])[0][0] == "zone"
+    assert normalized(spanrow.rows_to_resource_spans(rows)) == normalized([rs])
+    assert encoder.budget.known == {P + "attributes/old", "ResourceSpans/Resource/attributes/host"}
+
+
+def test_the_table_budget_admits_new_columns_until_it_is_full() -> None:
+    budget = AttributeBudget(None, 3)
+    encoder = Encoder(budget)
+    for i in range(5):
+        encode_resource_spans("t", [resource_spans([span(attributes=[kv(f"a{i}", string_value="v")])])], encoder)
+    assert budget.known == {P + f"attributes/a{i}" for i in range(3)}
+    assert encoder.take_overflowed() == {"span": 2}
+
+
+@pytest.mark.parametrize("key", ["back\\slash", 'quo"te', "new\nline", "100%_x", "a,b:c", "ünï 🚀", ""])
+def test_hostile_overflowed_keys_and_values_read_back_exactly(key: str) -> None:
+    s = span(attributes=[kv("first", string_value="1"), kv(key, string_value=key + '"\\%_\n'),
+                         kv(key + "2", bytes_value=b"\\\x00")])
+    rows, _ = _budgeted([resource_spans([s])], per_level=1)
+    [row] = rows
+    assert "\\" not in row[spanrow.SPAN_ATTRIBUTES_OVERFLOW]
+    assert normalized(spanrow.rows_to_resource_spans(rows)) == normalized([resource_spans([s])])

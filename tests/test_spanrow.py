@@ -303,3 +303,43 @@ def test_attribute_types_cell_carries_any_key_without_quotes_or_backslashes(key)
     row = {"time": T0, col.attribute_column(col.SPAN_ATTRIBUTES, key): "7", f"{S}attribute_types": cell}
     (rs,) = rows_to_resource_spans([row])
     assert rs.scope_spans[0].spans[0].attributes[0].value == common_pb2.AnyValue(int_value=7)
+
+
+_OVERFLOW_KEYS = ["k", "", "a_b", "100%", 'q"', "b\\", ",", ":[", "],", "x:", "\n", "k2"]
+_OVERFLOW_TEXTS = ["v", "", ",", ":[", "],", '"', "\\", "%22", "v,int", "int"]
+
+
+def test_an_overflow_fragment_occurs_in_a_cell_exactly_when_the_cell_holds_that_key_and_text() -> None:
+    entries = []
+    for i, key in enumerate(_OVERFLOW_KEYS):
+        text = _OVERFLOW_TEXTS[i % len(_OVERFLOW_TEXTS)]
+        value = common_pb2.AnyValue(int_value=7) if text == "int" else common_pb2.AnyValue(string_value=text)
+        entries.append((key, value))
+    cell = col.encode_overflow([col.overflow_entry(k, v) for k, v in entries])  # type: ignore[misc]
+    assert "\\" not in cell
+    assert col.decode_overflow(cell) == entries
+    held = {(k, col.attribute_text(v)[0]) for k, v in entries}  # type: ignore[index]
+    for key in _OVERFLOW_KEYS:
+        for text in [*_OVERFLOW_TEXTS, "7"]:
+            assert (col.overflow_fragment(key, text) in cell) == ((key, text) in held), (key, text)
+
+
+@pytest.mark.parametrize("cell", [None, 3, "", "not json", "[]", '{"k":"v"}', '{"k":[]}', '{"k":[1]}',
+                                  '{"k":["a","b","c"]}'])
+def test_an_unreadable_overflow_cell_reads_as_no_attributes(cell: object) -> None:
+    assert col.decode_overflow(cell) == []
+
+
+def test_overflow_columns_read_back_at_every_level() -> None:
+    entry = col.encode_overflow([col.overflow_entry("late", common_pb2.AnyValue(int_value=5))])  # type: ignore[list-item]
+    row = {col.TIME: 1, col.TRACE_ID: "00" * 16, col.SPAN_ID: "11" * 8, col.KIND: "SPAN_KIND_SERVER",
+           col.SPAN_ATTRIBUTES_OVERFLOW: entry, col.RESOURCE_ATTRIBUTES_OVERFLOW: entry,
+           col.SCOPE_ATTRIBUTES_OVERFLOW: entry, col.event_prefix(0) + col.EVENT_TIME: 2.0,
+           col.event_prefix(0) + col.ATTRIBUTES_OVERFLOW: entry, col.link_prefix(0) + col.LINK_SPAN_ID: "22" * 8,
+           col.link_prefix(0) + col.ATTRIBUTES_OVERFLOW: entry}
+    [rs] = rows_to_resource_spans([row])
+    span = rs.scope_spans[0].spans[0]
+    late = common_pb2.KeyValue(key="late", value=common_pb2.AnyValue(int_value=5))
+    for attributes in (rs.resource.attributes, rs.scope_spans[0].scope.attributes, span.attributes,
+                       span.events[0].attributes, span.links[0].attributes):
+        assert list(attributes) == [late]
