@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 GEN := cnosdb_jaeger_storage/_gen
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: venv protos run test lint bench e2e clean
+.PHONY: venv protos run test fuzz lint bench e2e clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -26,6 +26,11 @@ run: venv protos
 
 test: venv protos
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Property-based fuzzing of every way in (tests/test_fuzz.py) with many more examples than `make test` runs.
+FUZZ_EXAMPLES ?= 5000
+fuzz: venv protos
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
 
 lint: venv protos
 	$(BIN)/ruff check .

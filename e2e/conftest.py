@@ -65,6 +65,7 @@ class Backend:
     purge_url: str | None = None
     otlp_http_url: str | None = None
     query_http_url: str | None = None  # our own Jaeger query HTTP API (``--query-http-addr``), when asked for
+    cnosdb_url: str | None = None  # the cnosdb-lite under our server (CnosDB's own HTTP API), backend ``cnosdb``
     processes: list[Process] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -107,12 +108,13 @@ def start_backend(workdir: Path, *, purge: bool = False, v1_streaming_writer: bo
 
     db_port, grpc_port, otlp_http_port, admin_port = (free_port() for _ in range(4))
     backend = Backend("cnosdb", f"127.0.0.1:{grpc_port}", admin_url=f"http://127.0.0.1:{admin_port}",
-                      otlp_http_url=f"http://127.0.0.1:{otlp_http_port}")
+                      otlp_http_url=f"http://127.0.0.1:{otlp_http_port}", cnosdb_url=f"http://127.0.0.1:{db_port}")
     try:
         lite = Process(
             "cnosdb-lite",
             [venv_script("cnosdb-lite"), "--data-dir", workdir / "cnosdb-data",
-             "--http-addr", f"127.0.0.1:{db_port}", "--log-level", SERVER_LOG_LEVEL],
+             "--http-addr", f"127.0.0.1:{db_port}", "--log-level", SERVER_LOG_LEVEL,
+             "--quirks"],  # answers as a real CnosDB does, its defects included (docs/cnosdb-lite.md)
             workdir,
         ).start()
         backend.processes.append(lite)

@@ -86,7 +86,7 @@ def cnosdb_lite_process(data_dir: Path, *extra: str) -> Iterator[str]:
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_port(port, process)
+        wait_for_port(port, process)
         yield url
     finally:
         process.terminate()
@@ -96,11 +96,12 @@ def cnosdb_lite_process(data_dir: Path, *extra: str) -> Iterator[str]:
             process.kill()
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Until something listens on `port`; RuntimeError if `process` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"cnosdb-lite exited: {process.stderr.read().decode() if process.stderr else ''}")
+            raise RuntimeError(f"{process.args[0]} exited: {process.stderr.read().decode() if process.stderr else ''}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)

@@ -1,32 +1,38 @@
-"""Jaeger's own storage conformance cases, through the v1 gRPC API of a running server.
+"""Storage conformance cases (tests/conformance_cases.py), through the v1 gRPC API of a running server.
 
 The server runs on the embedded cnosdb-lite (over its HTTP API); `test_conformance_paths.py` repeats the
-search cases for the other write paths.
+search cases for the other write paths. Jaeger's own fixtures are replayed by `make e2e`
+(e2e/test_conformance_fixtures.py).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from datetime import datetime
 
 import grpc
 import pytest
-from conftest import CONFORMANCE, JAEGER_V1_TRACES, canonical_jaeger_span, load_fixture, recent_dates
-from google.protobuf import duration_pb2, timestamp_pb2
+from conformance_cases import (
+    CASES,
+    EXAMPLE_OPERATIONS,
+    EXAMPLE_SERVER_OPERATIONS,
+    EXAMPLE_SERVICES,
+    EXAMPLE_TRACE,
+    TRACES,
+    SearchCase,
+)
+from conftest import canonical_jaeger_span
 from harness import RunningServer, running_server, server_config
 
 from cnosdb_jaeger_storage.proto import model_pb2, storage_v1_grpc
 from cnosdb_jaeger_storage.proto import storage_v1_pb2 as pb
 
-QUERIES = json.loads((CONFORMANCE / "queries.json").read_text())
-# example_trace shares its trace ID with `default`: Jaeger's suite writes it in a test of its own, as here.
-EXAMPLE = "example_trace"
-SEARCH_FIXTURES = sorted(p.stem for p in JAEGER_V1_TRACES.glob("*.json") if p.stem != EXAMPLE)
+# The search traces are written together; the example trace alone, into a store of its own.
+SEARCH_TRACES = sorted(TRACES)
+CASE_IDS = [c.caption for c in CASES]
 
 
-def fixture(name: str) -> model_pb2.Trace:
-    return load_fixture(JAEGER_V1_TRACES / f"{name}.json", recent_dates())
+def trace_of(name: str) -> model_pb2.Trace:
+    return TRACES[name]
 
 
 def normalized(spans: Iterable[model_pb2.Span]) -> list[bytes]:
@@ -59,88 +65,66 @@ def find_traces(server: RunningServer, query: pb.TraceQueryParameters) -> list[l
     return traces
 
 
-def query_of(case: dict) -> pb.TraceQueryParameters:
-    q, dates = case["Query"], recent_dates()
-
-    def stamp(text: str) -> timestamp_pb2.Timestamp:
-        for old, new in dates.items():
-            text = text.replace(old, new)
-        ts = timestamp_pb2.Timestamp()
-        ts.FromDatetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
-        return ts
-
-    def go_text(value: object) -> str:  # Jaeger's query sends every tag value as its text
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
-
-    return pb.TraceQueryParameters(
-        service_name=q["ServiceName"], operation_name=q["OperationName"],
-        tags={k: go_text(v) for k, v in (q["Tags"] or {}).items()},
-        start_time_min=stamp(q["StartTimeMin"]), start_time_max=stamp(q["StartTimeMax"]),
-        duration_min=duration_pb2.Duration(nanos=q["DurationMin"]),
-        duration_max=duration_pb2.Duration(nanos=q["DurationMax"]), num_traces=q["NumTraces"])
+def query_of(case: SearchCase) -> pb.TraceQueryParameters:
+    return case.query()
 
 
 @pytest.fixture(scope="module")
 def search_server(tmp_path_factory: pytest.TempPathFactory) -> Iterable[RunningServer]:
     with running_server(server_config(tmp_path_factory.mktemp("search"))) as running:
-        write_stream(running, (span for name in SEARCH_FIXTURES for span in fixture(name).spans))
+        write_stream(running, (span for name in SEARCH_TRACES for span in trace_of(name).spans))
         yield running
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterable[RunningServer]:
     with running_server(server_config(tmp_path_factory.mktemp("example"))) as running:
-        write_stream(running, fixture(EXAMPLE).spans)
+        write_stream(running, EXAMPLE_TRACE.spans)
         yield running
 
 
-@pytest.mark.parametrize("case", QUERIES, ids=[c["Caption"] for c in QUERIES])
-def test_find_traces_returns_exactly_the_expected_traces(search_server: RunningServer, case: dict) -> None:
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_find_traces_returns_exactly_the_expected_traces(search_server: RunningServer, case: SearchCase) -> None:
     found = find_traces(search_server, query_of(case))
-    expected = [fixture(name) for name in case["ExpectedFixtures"]]
+    expected = [trace_of(name) for name in case.expected]
     assert sorted(normalized(s) for s in found) == sorted(normalized(t.spans) for t in expected)
 
 
-@pytest.mark.parametrize("case", QUERIES, ids=[c["Caption"] for c in QUERIES])
-def test_find_trace_ids_matches_find_traces(search_server: RunningServer, case: dict) -> None:
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_find_trace_ids_matches_find_traces(search_server: RunningServer, case: SearchCase) -> None:
     with search_server.channel() as channel:
         response = storage_v1_grpc.SpanReaderPluginStub(channel).FindTraceIDs(
             pb.FindTraceIDsRequest(query=query_of(case)))
-    expected = {fixture(name).spans[0].trace_id for name in case["ExpectedFixtures"]}
+    expected = {trace_of(name).spans[0].trace_id for name in case.expected}
     assert set(response.trace_ids) == expected
 
 
-@pytest.mark.parametrize("name", SEARCH_FIXTURES)
-def test_get_trace_round_trips_every_fixture(search_server: RunningServer, name: str) -> None:
-    trace = fixture(name)
+@pytest.mark.parametrize("name", SEARCH_TRACES)
+def test_get_trace_round_trips_every_trace(search_server: RunningServer, name: str) -> None:
+    trace = trace_of(name)
     assert normalized(get_trace(search_server, trace.spans[0].trace_id)) == normalized(trace.spans)
 
 
-def test_get_trace_round_trips_example_trace(server: RunningServer) -> None:
-    trace = fixture(EXAMPLE)
+def test_get_trace_round_trips_the_example_trace(server: RunningServer) -> None:
+    trace = EXAMPLE_TRACE
     assert normalized(get_trace(server, trace.spans[0].trace_id)) == normalized(trace.spans)
 
 
 def test_get_services(server: RunningServer) -> None:
     with server.channel() as channel:
         services = storage_v1_grpc.SpanReaderPluginStub(channel).GetServices(pb.GetServicesRequest()).services
-    assert {"example-service-1", "example-service-2", "example-service-3"} <= set(services)
+    assert set(services) >= EXAMPLE_SERVICES
     assert list(services) == sorted(set(services))
 
 
 def test_get_operations(server: RunningServer) -> None:
     with server.channel() as channel:
         stub = storage_v1_grpc.SpanReaderPluginStub(channel)
-        response = stub.GetOperations(pb.GetOperationsRequest(service="example-service-1"))
-        server_only = stub.GetOperations(pb.GetOperationsRequest(service="example-service-1", span_kind="server"))
-    assert sorted((o.name, o.span_kind) for o in response.operations) == [
-        ("example-operation-1", ""), ("example-operation-3", "server"), ("example-operation-4", "client")]
-    assert list(response.operationNames) == ["example-operation-1", "example-operation-3", "example-operation-4"]
-    assert [(o.name, o.span_kind) for o in server_only.operations] == [("example-operation-3", "server")]
+        response = stub.GetOperations(pb.GetOperationsRequest(service="catalog-api"))
+        server_only = stub.GetOperations(pb.GetOperationsRequest(service="catalog-api", span_kind="server"))
+    assert sorted((o.name, o.span_kind) for o in response.operations) == EXAMPLE_OPERATIONS
+    assert list(response.operationNames) == sorted(name for name, _ in EXAMPLE_OPERATIONS)
+    assert [(o.name, o.span_kind) for o in server_only.operations] == EXAMPLE_SERVER_OPERATIONS
 
 
 def test_unknown_trace_is_not_found_with_jaegers_message(server: RunningServer) -> None:
@@ -151,7 +135,7 @@ def test_unknown_trace_is_not_found_with_jaegers_message(server: RunningServer) 
 
 
 def test_large_trace_of_10008_spans(server: RunningServer) -> None:
-    template = fixture("example_trace").spans[0]
+    template = EXAMPLE_TRACE.spans[0]
     spans = []
     for i in range(10_008):
         span = model_pb2.Span()
@@ -170,7 +154,7 @@ def test_large_trace_of_10008_spans(server: RunningServer) -> None:
 
 def test_repeated_span_ids_are_all_kept(server: RunningServer) -> None:
     """Every 20th span repeats the previous span's ID, as in Jaeger's duplicate-span case."""
-    template = fixture("example_trace").spans[0]
+    template = EXAMPLE_TRACE.spans[0]
     spans = []
     for i in range(200):
         span = model_pb2.Span()
@@ -186,7 +170,7 @@ def test_repeated_span_ids_are_all_kept(server: RunningServer) -> None:
 def test_writing_the_same_span_twice_stores_it_once(server: RunningServer) -> None:
     """A retried write is idempotent: CnosDB merges rows of equal series and time."""
     span = model_pb2.Span()
-    span.CopyFrom(fixture("example_trace").spans[0])
+    span.CopyFrom(EXAMPLE_TRACE.spans[0])
     span.trace_id = bytes(15) + b"\x44"
     write_stream(server, [span])
     write_stream(server, [span])

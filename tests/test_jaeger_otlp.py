@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import JAEGER_V1_TRACES, load_fixture
+from conformance_cases import EXAMPLE, EXAMPLE_TRACE, TRACES
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from cnosdb_jaeger_storage.jaeger_otlp import (
@@ -130,14 +130,14 @@ def attr_keys(span: trace_pb2.Span) -> list[str]:
     return [a.key for a in span.attributes]
 
 
-# -- the conformance fixtures round-trip ---------------------------------------------------------------
+# -- the conformance traces round-trip (tests/conformance_cases.py; Jaeger's own fixtures: make e2e) ---------------
 
-FIXTURES = sorted(JAEGER_V1_TRACES.glob("*.json"))
+CONFORMANCE_TRACES = {**TRACES, EXAMPLE: EXAMPLE_TRACE}
 
 
-@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
-def test_fixture_round_trip(path):
-    trace = load_fixture(path)
+@pytest.mark.parametrize("name", sorted(CONFORMANCE_TRACES))
+def test_conformance_trace_round_trip(name):
+    trace = CONFORMANCE_TRACES[name]
     assert trace.spans
     back = resource_spans_to_jaeger(jaeger_spans_to_resource_spans(trace.spans))
     assert len(back) == len(trace.spans)
@@ -147,8 +147,14 @@ def test_fixture_round_trip(path):
     assert got == want
 
 
-def test_fixtures_are_present():
-    assert len(FIXTURES) >= 29
+def test_conformance_traces_hold_every_value_type_flags_warnings_and_references():
+    spans = [s for t in CONFORMANCE_TRACES.values() for s in t.spans]
+    values = [kv for s in spans for kv in (*s.tags, *s.process.tags, *(f for log in s.logs for f in log.fields))]
+    assert {kv.v_type for kv in values} == {M.STRING, M.BOOL, M.INT64, M.FLOAT64, M.BINARY}
+    assert {s.flags for s in spans} >= {0, 1, 2, 3}
+    assert any(s.warnings for s in spans)
+    assert {r.ref_type for s in spans for r in s.references} == {M.CHILD_OF, M.FOLLOWS_FROM}
+    assert len(CONFORMANCE_TRACES) >= 29
 
 
 # -- Jaeger → OTLP, rule by rule ----------------------------------------------------------------------
