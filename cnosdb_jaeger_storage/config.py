@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -77,8 +78,19 @@ class Config:
         "help": "spans accepted but not yet written; beyond it writers wait (backpressure)"})
     write_retries: int = field(default=5, metadata={
         "help": "attempts of a failed CnosDB write (exponential backoff) before the client gets an error"})
+    max_inflight_bytes: int = field(default=256 * 1024 * 1024, metadata={
+        "help": "request bytes (decompressed) admitted at once across OTLP/HTTP and OTLP/gRPC; beyond it a request "
+                "waits up to 5 s, then gets 503 with Retry-After / UNAVAILABLE, so exporters retry"})
     max_request_bytes: int = field(default=64 * 1024 * 1024, metadata={
         "help": "largest OTLP/HTTP request body (after decompression); larger gets 413"})
+    max_span_attributes: int = field(default=128, metadata={
+        "help": "attributes of one span (and of each event, link, resource, scope) that get a column each, the "
+                "first in their order; the rest are kept in the level's attributes_overflow column (JSON), still "
+                "read back and searchable. 128 is OpenTelemetry SDKs' own attribute count limit"})
+    max_attribute_columns: int = field(default=1000, metadata={
+        "help": "attribute columns a span table may hold; once it has them, attributes with a new key go to the "
+                "overflow column, so no client can add columns without bound (each costs memory on every "
+                "series). Concurrent instances may overshoot it slightly"})
     receiver_user: str = field(default="", metadata={
         "help": "user that OTLP/HTTP and query HTTP clients must present with Basic auth; empty: no auth"})
     receiver_password: str = field(default="", metadata={"help": "password for --receiver-user"})
@@ -110,12 +122,20 @@ def _env(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("cnosdb-jaeger-storage")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnosdb-jaeger-storage",
         description="Jaeger remote storage (v1 and v2 gRPC APIs) and an OTLP receiver over CnosDB. "
                     "Every option has an environment-variable twin, shown in brackets.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     for f in dataclasses.fields(Config):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         parser.add_argument(_flag(f.name), dest=f.name, type=_parser_of(default), default=None,
@@ -166,6 +186,12 @@ def validate(config: Config) -> None:
         raise ConfigError("--max-pending-spans must be at least --batch-size")
     if config.write_retries < 1:
         raise ConfigError("--write-retries must be at least 1")
+    if config.max_inflight_bytes < 1:
+        raise ConfigError("--max-inflight-bytes must be at least 1")
+    if config.max_span_attributes < 0:
+        raise ConfigError("--max-span-attributes must be at least 0")
+    if config.max_attribute_columns < 0:
+        raise ConfigError("--max-attribute-columns must be at least 0")
     if config.max_tables < 0:
         raise ConfigError("--max-tables must be at least 0")
     if config.cnosdb_url:

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from . import grpc_v1, grpc_v2, otlp_grpc
 from . import query_builder as sql
+from .admission import Admission
 from .cnosdb_client import CnosDBClient
 from .config import Config, split_addr, ttl_seconds
 from .errors import CnosDBError
@@ -31,6 +32,9 @@ from .writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
+# How long a request waits for room in the in-flight budget before it is told to retry (503 / UNAVAILABLE).
+ADMISSION_WAIT_SECONDS = 5.0
+_HTTP_READ_AHEAD = 16 * 1024
 _GRPC_MESSAGE_LIMITS = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
                         ("grpc.max_send_message_length", 64 * 1024 * 1024)]
 
@@ -112,6 +116,7 @@ class Server:
     client: CnosDBClient
     tenancy: Tenancy
     listeners: Listeners
+    admission: Admission
     grpc_servers: list[grpc.aio.Server] = field(default_factory=list)
     http_runners: list[web.AppRunner] = field(default_factory=list)
     writers: list[BatchWriter] = field(default_factory=list)
@@ -146,9 +151,13 @@ async def start(config: Config) -> Server:
         if config.embedded:
             from .embedded.engine import Engine
             from .embedded.http_server import start_server
+            from .embedded.lock import DataDirLocked
 
             _check_data_dir(config.data_dir)
-            engine = Engine(config.data_dir)
+            try:
+                engine = Engine(config.data_dir)
+            except DataDirLocked as exc:
+                raise StartupError(f"--data-dir {config.data_dir}: {exc}") from None
             embedded = await start_server(engine, "127.0.0.1", 0, user=config.cnosdb_user)
             url = embedded.url
             log.info("embedded cnosdb-lite data_dir=%s url=%s", config.data_dir, url)
@@ -172,7 +181,9 @@ async def start(config: Config) -> Server:
                              name=f"{target.tenant}/{target.database}")
         writer.start()
         writers.append(writer)
-        return TraceStore(client, target, writer, oldest_start(retention.get(target, "INF")))
+        return TraceStore(client, target, writer, oldest_start(retention.get(target, "INF")),
+                          max_span_attributes=config.max_span_attributes,
+                          max_attribute_columns=config.max_attribute_columns)
 
     async def database_exists(tenant: str, database: str) -> bool:
         try:
@@ -185,7 +196,9 @@ async def start(config: Config) -> Server:
 
     tenancy = Tenancy(default, parse_tenants(config.tenants, default), config.tenant_header, make_store,
                       database_exists, config.max_tables)
-    server = Server(config, client, tenancy, listeners, writers=writers, embedded=embedded, engine=engine)
+    admission = Admission(config.max_inflight_bytes, ADMISSION_WAIT_SECONDS)
+    server = Server(config, client, tenancy, listeners, admission, writers=writers, embedded=embedded,
+                    engine=engine)
     try:
         await _serve_http(server, ["admin"])  # /healthz answers while CnosDB is awaited
         retention.update(await _create_databases(client, tenancy.targets, config))
@@ -251,13 +264,13 @@ async def _start_grpc(server: Server) -> None:
     main = server.listeners.grpc["grpc"]
     names = [*grpc_v1.register(main, server.tenancy, streaming_writer=config.v1_streaming_writer),
              *grpc_v2.register(main, server.tenancy),
-             *otlp_grpc.register(main, server.tenancy)]
+             *otlp_grpc.register(main, server.tenancy, server.admission)]
     await _add_health(main, names)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], main)
     server.grpc_servers.append(main)
     otlp_only = server.listeners.grpc.get("otlp_grpc")
     if otlp_only is not None:
-        await _add_health(otlp_only, otlp_grpc.register(otlp_only, server.tenancy))
+        await _add_health(otlp_only, otlp_grpc.register(otlp_only, server.tenancy, server.admission))
         server.grpc_servers.append(otlp_only)
     for grpc_server in server.grpc_servers:
         await grpc_server.start()
@@ -276,7 +289,7 @@ async def _serve_http(server: Server, names: list[str]) -> None:
     apps: dict[str, web.Application] = {}
     for name in [n for n in names if n in server.listeners.http]:
         if name == "otlp_http":
-            apps[name] = OtlpHttpReceiver(server.tenancy, max_body=config.max_request_bytes,
+            apps[name] = OtlpHttpReceiver(server.tenancy, server.admission, max_body=config.max_request_bytes,
                                           user=config.receiver_user, password=config.receiver_password).app()
         elif name == "admin":
             apps[name] = _admin_app(server)
@@ -290,7 +303,8 @@ async def _serve_http(server: Server, names: list[str]) -> None:
     for name, app in apps.items():
         # Bodies reach the handlers as sent: `http_support.read_body` decompresses them itself, bounded
         # (aiohttp's own decoding would gunzip them a second time, and cannot read zstd at all).
-        runner = web.AppRunner(app, access_log=None, auto_decompress=False)
+        # A small read-ahead per connection: a request waiting for admission holds at most 2 x 16 KiB of its body.
+        runner = web.AppRunner(app, access_log=None, auto_decompress=False, read_bufsize=_HTTP_READ_AHEAD)
         await runner.setup()
         await web.SockSite(runner, server.listeners.http[name]).start()
         server.http_runners.append(runner)
@@ -327,10 +341,26 @@ def _purge_app(server: Server) -> web.Application:
     return app
 
 
+def startup_summary(server: Server) -> str:
+    """Every listener with its host, the storage behind them, and what is off: the one line an operator reads."""
+    config = server.config
+    listeners = []
+    for name in ("grpc", "otlp_grpc", "otlp_http", "query_http", "admin", "purge"):
+        addr = getattr(config, f"{name}_addr")
+        if name in server.ports:
+            host, _ = split_addr(addr)
+            listeners.append(f"{name}={host}:{server.ports[name]}")
+        elif name != "purge":
+            listeners.append(f"{name}=off")
+    storage = (f"storage=embedded-cnosdb-lite data_dir={config.data_dir}" if config.embedded
+               else f"storage=cnosdb url={config.cnosdb_url}")
+    return " ".join([*listeners, storage, f"tenant={config.tenant} database={config.database} table={config.table}"])
+
+
 async def serve(config: Config) -> None:
     """Runs until SIGINT or SIGTERM, then shuts down cleanly."""
     server = await start(config)
-    log.warning("serving %s", " ".join(f"{k}=:{v}" for k, v in server.ports.items()))
+    log.warning("serving %s", startup_summary(server))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

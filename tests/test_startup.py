@@ -100,3 +100,34 @@ def test_a_bad_cnosdb_url_is_refused_before_anything_starts(url: str) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (f"cnosdb-jaeger-storage: --cnosdb-url: {url!r} is not an http:// or https:// "
                                      "URL such as http://127.0.0.1:8902")
+
+
+def test_version() -> None:
+    result = subprocess.run([SERVER, "--version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.startswith("cnosdb-jaeger-storage 0.")
+
+
+def test_the_startup_line_names_every_listener_and_the_storage(tmp_path: Path) -> None:
+    grpc_port, http_port = free_port(), free_port()
+    process = subprocess.Popen([SERVER, "--grpc-addr", f"127.0.0.1:{grpc_port}", "--otlp-grpc-addr=",
+                                "--otlp-http-addr", f"127.0.0.1:{http_port}", "--admin-addr=",
+                                "--data-dir", str(tmp_path / "data")], stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert 'msg="serving ' in line
+    for part in (f"grpc=127.0.0.1:{grpc_port}", "otlp_grpc=off", f"otlp_http=127.0.0.1:{http_port}",
+                 "query_http=off", "admin=off", f"storage=embedded-cnosdb-lite data_dir={tmp_path / 'data'}",
+                 "tenant=cnosdb database=jaeger table=jaeger_spans"):
+        assert part in line
+
+
+def test_a_data_dir_in_use_by_another_process_is_one_line(tmp_path: Path) -> None:
+    with cnosdb_lite_process(tmp_path / "data"):
+        result = run_server("--grpc-addr", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data"))
+    line = one_line_error(result)
+    assert line.startswith(f"cnosdb-jaeger-storage: --data-dir {tmp_path / 'data'}: data directory ")
+    assert "is in use by process" in line
