@@ -298,8 +298,8 @@ def lite_request(url: str, path: str, body: bytes, **params: str) -> bytes:
         return response.read()
 
 
-def lite_sql(url: str, statement: str, database: str = DATABASE) -> list[dict]:
-    body = lite_request(url, "/api/v1/sql", statement.encode(), db=database)
+def lite_sql(url: str, statement: str, database: str = "") -> list[dict]:
+    body = lite_request(url, "/api/v1/sql", statement.encode(), db=database or DATABASE)
     return json.loads(body) if body.strip() else []
 
 
@@ -509,7 +509,7 @@ def load_stored(url: str, spans: Spans, lite: ProcStats) -> None:
                       flush=True)
     elapsed = time.perf_counter() - started
     print(f"loaded {spans.count:,} spans as line protocol in {elapsed:.1f} s ({spans.count / elapsed:,.0f} spans/s;"
-          f" cnosdb-lite {(lite.cpu() - cpu) / spans.count * 1e6:.1f} CPU µs/span)", flush=True)
+          f" database {(lite.cpu() - cpu) / spans.count * 1e6:.1f} CPU µs/span)", flush=True)
 
 
 def timed(samples: int, call: Callable[[int], object]) -> tuple[list[float], object]:

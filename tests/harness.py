@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,10 +46,17 @@ class RunningServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 
+# Set, the server of a test uses this CnosDB (a new database per server) instead of the embedded cnosdb-lite:
+# `TEST_CNOSDB_URL=http://127.0.0.1:8902 make test PYTEST_ARGS=tests/test_conformance_v1.py` checks a real CnosDB.
+TEST_CNOSDB_URL = os.environ.get("TEST_CNOSDB_URL", "")
+
+
 def server_config(data_dir: Path, **overrides: Any) -> Config:
     values: dict[str, Any] = dict(grpc_addr="127.0.0.1:0", otlp_grpc_addr="", otlp_http_addr="127.0.0.1:0",
                                   admin_addr="127.0.0.1:0", data_dir=str(data_dir), batch_delay=0.005,
                                   ttl="30d")
+    if TEST_CNOSDB_URL:
+        values.update(cnosdb_url=TEST_CNOSDB_URL, database=f"test_{uuid.uuid4().hex[:12]}", cnosdb_timeout=300)
     values.update(overrides)
     return Config(**values)
 
