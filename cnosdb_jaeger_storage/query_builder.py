@@ -147,15 +147,23 @@ def _union_by_trace_ids(trace_ids: Sequence[str], select: Callable[[str], str]) 
     return " UNION ALL ".join(select(f"{trace_id} IN ({_list(group)})") for group in groups)
 
 
-def dependencies(table: str, start: int | None, end: int | None) -> str:
-    """Parent service → child service call counts of the spans that started in the window."""
-    svc, tid = ident(col.SERVICE_NAME), ident(col.TRACE_ID)
-    window = " AND ".join(_time_window(start, end, "child.time")) or "TRUE"
-    return (f"SELECT parent.{svc} AS parent, child.{svc} AS child, count(*) AS call_count "
-            f"FROM {ident(table)} AS child JOIN {ident(table)} AS parent "
-            f"ON child.{tid} = parent.{tid} AND child.{ident(col.PARENT_SPAN_ID)} = parent.{ident(col.SPAN_ID)} "
-            f"WHERE {window} AND parent.{svc} <> child.{svc} "
-            f"GROUP BY parent.{svc}, child.{svc} ORDER BY parent, child")
+def span_services(table: str, start: int | None, end: int | None) -> str:
+    """Trace, span, parent span and service of the spans that started in the window: what dependencies are
+    counted from, a time slice at a time (a self-join of the span table exhausts CnosDB's memory)."""
+    return _span_services(table, " AND ".join(_time_window(start, end)) or "TRUE")
+
+
+def span_services_of_traces(table: str, trace_ids: Sequence[str]) -> str:
+    """The same for every span of the traces: to find parents that started before the window."""
+    return _union_by_trace_ids(trace_ids, lambda in_list: _span_services(table, in_list))
+
+
+def _span_services(table: str, where: str) -> str:
+    # The duration, a field every span has, keeps this a scan of rows: CnosDB answers a query of tags alone
+    # from its series index, which knows no time.
+    return (f"SELECT {ident(col.TRACE_ID)} AS trace_id, {ident(col.SPAN_ID)} AS span_id, "
+            f"{ident(col.PARENT_SPAN_ID)} AS parent_span_id, {ident(col.SERVICE_NAME)} AS service, "
+            f"{ident(col.DURATION)} AS duration FROM {ident(table)} WHERE {where}")
 
 
 def _search_conditions(query: TraceQuery, columns: Collection[str]) -> list[str] | None:

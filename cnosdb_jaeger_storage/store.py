@@ -15,7 +15,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from .writer import BatchWriter
 log = logging.getLogger(__name__)
 
 _TABLE_MISSING = re.compile(r"table .*not (found|exist)|not (found|exist).*table", re.IGNORECASE)
+_DEPENDENCY_SLICE_NS = 3600 * 10**9  # spans read per query for dependencies: an hour of them
 _FETCH_TRACES_PER_QUERY = 30  # a UNION ALL of 10 IN lists (query_builder.TRACE_IDS_PER_IN)
 # How often the attribute columns of the table are read again (DESCRIBE) before a write: other instances add
 # columns too. Searches read them anyway, and what this process's own writes add is known at once.
@@ -194,8 +196,7 @@ class TraceStore:
     async def get_traces(self, trace_ids: Sequence[str], start: int | None = None, end: int | None = None
                          ) -> AsyncIterator[Trace]:
         """The traces that have spans (that started in the window, if given), in the order asked."""
-        for i in range(0, len(trace_ids), _FETCH_TRACES_PER_QUERY):
-            group = trace_ids[i:i + _FETCH_TRACES_PER_QUERY]
+        for group in _groups(trace_ids, _FETCH_TRACES_PER_QUERY):
             by_trace = _group_rows(await self._sql(sql.spans_of_traces(self.target.table, group, start, end)))
             for trace_id in group:
                 if trace_id in by_trace:
@@ -209,9 +210,30 @@ class TraceStore:
         # Until a span with a parent is written the table has no parent column, and naming it is an error.
         if spanrow.PARENT_SPAN_ID not in await self.columns():
             return []
-        rows = await self._sql(sql.dependencies(self.target.table, start, end))
-        return [(decode_stored_name(r["parent"]), decode_stored_name(r["child"]), int(r["call_count"]))
-                for r in rows]
+        table = self.target.table
+        calls: Counter[tuple[str, str]] = Counter()
+        previous: dict[tuple[str, str], str] = {}
+        unresolved: list[tuple[str, str, str]] = []  # (trace, parent span, child service)
+        for lo, hi in _slices(start, end, _DEPENDENCY_SLICE_NS):
+            rows = await self._sql(sql.span_services(table, lo, hi))
+            current = {(r["trace_id"], r["span_id"]): r.get("service", "") for r in rows if "span_id" in r}
+            for row in rows:
+                if parent := row.get("parent_span_id"):
+                    key = (row["trace_id"], parent)
+                    service = current.get(key, previous.get(key))
+                    if service is None:
+                        unresolved.append((*key, row.get("service", "")))
+                    else:
+                        calls[service, row.get("service", "")] += 1
+            previous = current  # a parent started before its child: in this slice or, rarely, the one before
+        for group in _groups(sorted({trace for trace, _, _ in unresolved}), _FETCH_TRACES_PER_QUERY):
+            rows = await self._sql(sql.span_services_of_traces(table, group))
+            services = {(r["trace_id"], r["span_id"]): r.get("service", "") for r in rows if "span_id" in r}
+            for trace, parent, child in unresolved:
+                if (trace, parent) in services:
+                    calls[services[trace, parent], child] += 1
+        return [(decode_stored_name(parent), decode_stored_name(child), count)
+                for (parent, child), count in sorted(calls.items()) if parent != child]
 
     async def columns(self) -> frozenset[str]:
         """The table's columns now; asked afresh per search, as other instances may have added some."""
@@ -228,6 +250,21 @@ class TraceStore:
             if exc.status == 422 and _TABLE_MISSING.search(exc.message):
                 return []  # nothing written yet
             raise
+
+
+def _slices(start: int | None, end: int | None, size: int) -> Iterator[tuple[int | None, int | None]]:
+    """The window as consecutive inclusive slices of `size` ns; an unbounded window as one slice."""
+    if start is None or end is None:
+        yield start, end
+        return
+    while start <= end:
+        yield start, min(start + size - 1, end)
+        start += size
+
+
+def _groups(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
 
 
 def _group_rows(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

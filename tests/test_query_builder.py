@@ -68,8 +68,9 @@ CASES = {
     "spans_of_traces": sql.spans_of_traces(T, ["0" * 31 + "1"]),
     "spans_of_traces_seven": sql.spans_of_traces(T, [f"{i:032x}" for i in range(1, 8)]),
     "spans_of_traces_window": sql.spans_of_traces(T, ["0" * 31 + "1"], START, START + DAY),
-    "dependencies": sql.dependencies(T, START, START + DAY),
-    "dependencies_unbounded": sql.dependencies(T, None, None),
+    "span_services": sql.span_services(T, START, START + 3600 * 10**9 - 1),
+    "span_services_unbounded": sql.span_services(T, None, None),
+    "span_services_of_traces": sql.span_services_of_traces(T, [f"{i:032x}" for i in range(1, 5)]),
 }
 
 

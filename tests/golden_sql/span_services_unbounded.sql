@@ -1,0 +1,1 @@
+SELECT "ResourceSpans/ScopeSpans/Span/trace_id" AS trace_id, "ResourceSpans/ScopeSpans/Span/span_id" AS span_id, "ResourceSpans/ScopeSpans/Span/parent_span_id" AS parent_span_id, "ResourceSpans/Resource/attributes/service.name" AS service, "ResourceSpans/ScopeSpans/Span/duration_nano" AS duration FROM "jaeger_spans" WHERE TRUE
