@@ -47,6 +47,7 @@ from bench._synthetic import SPANS_PER_REQUEST, fill_span, resource_attributes
 from cnosdb_jaeger_storage import query_builder
 from cnosdb_jaeger_storage.jaeger_otlp import resource_spans_to_jaeger
 from cnosdb_jaeger_storage.lineprotocol import encode_resource_spans
+from cnosdb_jaeger_storage.operations_index import OperationsIndex
 from cnosdb_jaeger_storage.proto import (
     dependency_storage_grpc,
     dependency_storage_pb2,
@@ -136,13 +137,18 @@ def _templates() -> list[trace_service_pb2.ExportTraceServiceRequest]:
 
 
 def _line_protocol_group(spans: Spans, group: int) -> bytes:
-    """Runs in a worker process: one group's spans as line protocol, through the plugin's own encoder."""
+    """Runs in a worker process: one group's spans as line protocol, through the plugin's own encoder, with
+    the operations-table lines the server would add."""
     global _TEMPLATES
     if _TEMPLATES is None:
         _TEMPLATES = _templates()
     lines: list[str] = []
+    operations = OperationsIndex(TABLE)
     for request in spans.requests(group, _TEMPLATES):
         lines += encode_resource_spans(TABLE, request.resource_spans)
+        new, points = operations.lines(request.resource_spans)
+        lines += new
+        operations.remember(points)
     return "\n".join(lines).encode()
 
 

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from . import operations_index as index
 from . import spanrow as col
 from .quoting import sql_identifier as ident
 from .quoting import sql_like_containing, sql_timestamp, stored_name
@@ -74,6 +75,19 @@ def drop_table(table: str) -> str:
 def services(table: str) -> str:
     """Answers `key`, `value` rows, a value per service."""
     return show_tag_values(table, col.SERVICE_NAME)
+
+
+def indexed_services(operations_table: str) -> str:
+    """Services from the operations table (module `operations_index`): `key`, `value` rows."""
+    return show_tag_values(operations_table, index.SERVICE)
+
+
+def indexed_operations(operations_table: str, service: str) -> str:
+    """A service's (name, kind) pairs from the operations table."""
+    name, kind = ident(index.NAME), ident(index.KIND)
+    return (f"SELECT {name} AS name, {kind} AS kind FROM {ident(operations_table)} "
+            f"WHERE {ident(index.SERVICE)} = {lit(stored_name(service))} "
+            f"GROUP BY {name}, {kind} ORDER BY {name}, {kind}")
 
 
 def operation_kinds(table: str, service: str) -> str:

@@ -26,6 +26,7 @@ from .cnosdb_client import CnosDBClient
 from .errors import CnosDBError
 from .lineprotocol import AttributeBudget, Encoder
 from .metrics import METRICS
+from .operations_index import OperationsIndex
 from .proto import trace_pb2
 from .quoting import check_spans, decode_stored_name
 from .writer import BatchWriter
@@ -33,7 +34,9 @@ from .writer import BatchWriter
 log = logging.getLogger(__name__)
 
 _TABLE_MISSING = re.compile(r"table .*not (found|exist)|not (found|exist).*table", re.IGNORECASE)
-_DEPENDENCY_SLICE_NS = 3600 * 10**9  # spans read per query for dependencies: an hour of them
+# Dependencies read the spans of the window this much at a time. On CnosDB a query costs about the same for any
+# slice (it visits every series), so slices are long: 4 h, six queries a day, and a bounded answer each.
+_DEPENDENCY_SLICE_NS = 4 * 3600 * 10**9
 _FETCH_TRACES_PER_QUERY = 30  # a UNION ALL of 10 IN lists (query_builder.TRACE_IDS_PER_IN)
 # How often the attribute columns of the table are read again (DESCRIBE) before a write: other instances add
 # columns too. Searches read them anyway, and what this process's own writes add is known at once.
@@ -86,6 +89,7 @@ class TraceStore:
         # the table's attribute columns from DESCRIBE (`_known_columns`) and from this process's writes.
         self.budget = AttributeBudget(max_span_attributes, max_attribute_columns)
         self._encoder = Encoder(self.budget)
+        self._operations = OperationsIndex(target.table)
         self._columns_read_at: float | None = None  # monotonic time of the last DESCRIBE, None before it
         self._columns_lock = asyncio.Lock()
 
@@ -100,7 +104,9 @@ class TraceStore:
         for level, count in self._encoder.take_overflowed().items():
             METRICS.attributes_overflowed.inc(count, level=level)
         METRICS.spans_received.inc(len(lines) + expired, transport=transport)
-        await self._writer.submit(lines)
+        index_lines, points = self._operations.lines(kept)
+        await self._writer.submit(lines + index_lines)
+        self._operations.remember(points)
         if expired:
             return WriteResult(len(lines), expired, f"{expired} spans older than the database's TTL")
         return WriteResult(len(lines))
@@ -128,6 +134,8 @@ class TraceStore:
 
     async def purge(self) -> None:
         await self._sql(sql.drop_table(self.target.table))
+        await self._sql(sql.drop_table(self._operations.table))
+        self._operations.forget()
         self._encoder.reset()
         self._columns_read_at = None
 
@@ -153,11 +161,19 @@ class TraceStore:
     # reads
 
     async def services(self) -> list[str]:
-        rows = await self._sql(sql.services(self.target.table))
+        """From the operations table (`operations_index`), else from the span table's series index."""
+        rows = (await self._sql(sql.indexed_services(self._operations.table))
+                or await self._sql(sql.services(self.target.table)))
         return sorted(decode_stored_name(r["value"]) for r in rows if "value" in r)
 
     async def operations(self, service: str, span_kind: str = "") -> list[tuple[str, str]]:
-        """(name, Jaeger span kind: '' for unspecified) pairs of a service, from CnosDB's series index."""
+        """(name, Jaeger span kind: '' for unspecified) pairs of a service: from the operations table, else
+        from the span table's series index (kind tag), else from a scan of the service's spans."""
+        rows = await self._sql(sql.indexed_operations(self._operations.table, service))
+        if rows:  # the service is in the operations table: its kinds are all there
+            kind = sql.otlp_kind(span_kind) if span_kind else None
+            return [(decode_stored_name(r.get("name", "")), _JAEGER_KIND.get(r.get("kind", ""), ""))
+                    for r in rows if kind is None or r.get("kind") == kind]
         table = self.target.table
         if spanrow.KIND_TAG not in await self.columns():  # a table written by CnosDB's own trace API
             rows = await self._sql(sql.operations_scan(table, service, span_kind))

@@ -1,4 +1,4 @@
-"""GetDependencies, read an hour of spans at a time (a self-join of the span table exhausts CnosDB's memory):
+"""GetDependencies, read 4 hours of spans at a time (a self-join of the span table exhausts CnosDB's memory):
 calls are counted whatever slice, or time before the window, the parent started in."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from harness import RunningServer, running_server, server_config
 from cnosdb_jaeger_storage.proto import storage_v1_grpc, storage_v1_pb2, trace_service_pb2
 
 HOUR = 3600 * 10**9
-NOW = time.time_ns() // HOUR * HOUR - HOUR  # an hour boundary, so that slices fall where the spans do
+NOW = time.time_ns() // HOUR * HOUR - HOUR  # an hour boundary: with the window 3 h long, slices start at NOW - 3 h
 
 
 def request(*spans: tuple[str, int, int, int, int]) -> bytes:
@@ -36,9 +36,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         body = request(
             ("gateway", 1, 1, 0, NOW - 5 * HOUR),             # long before the window
             ("orders", 1, 2, 1, NOW - HOUR // 2),              # ... its child in it
-            ("orders", 2, 3, 0, NOW - 2 * HOUR - 60 * 10**9),  # a minute before a slice boundary
-            ("payments", 2, 4, 3, NOW - 2 * HOUR + 60 * 10**9),  # ... its child a minute after
-            ("payments", 2, 5, 4, NOW - 2 * HOUR + 61 * 10**9),  # same service: not a dependency
+            ("orders", 2, 3, 0, NOW - 3 * HOUR - 60 * 10**9),  # a minute before the window (a slice boundary)
+            ("payments", 2, 4, 3, NOW - 3 * HOUR + 60 * 10**9),  # ... its child a minute into it
+            ("payments", 2, 5, 4, NOW - 3 * HOUR + 61 * 10**9),  # same service: not a dependency
             ("orders", 3, 6, 0, NOW - 6 * HOUR),               # entirely before the window
             ("payments", 3, 7, 6, NOW - 6 * HOUR + 10**9),
         )
@@ -59,6 +59,10 @@ def dependencies(server: RunningServer, start: int, end: int) -> list[tuple[str,
 
 def test_calls_are_counted_across_slices_and_from_parents_before_the_window(server: RunningServer) -> None:
     assert dependencies(server, NOW - 3 * HOUR, NOW) == [("gateway", "orders", 1), ("orders", "payments", 1)]
+
+
+def test_a_parent_in_the_previous_slice_is_found(server: RunningServer) -> None:
+    assert dependencies(server, NOW - 11 * HOUR, NOW) == [("gateway", "orders", 1), ("orders", "payments", 2)]
 
 
 def test_a_window_counts_only_children_that_started_in_it(server: RunningServer) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from cnosdb_jaeger_storage import operations_index, spanrow
 from cnosdb_jaeger_storage import query_builder as sql
-from cnosdb_jaeger_storage import spanrow
 
 GOLDEN = Path(__file__).parent / "golden_sql"
 T = "jaeger_spans"
@@ -41,6 +41,9 @@ CASES = {
     "describe_table": sql.describe_table(T),
     "drop_table": sql.drop_table(T),
     "services": sql.services(T),
+    "indexed_services": sql.indexed_services(T + "_operations"),
+    "indexed_operations": sql.indexed_operations(T + "_operations", "frontend"),
+    "indexed_operations_hostile_service": sql.indexed_operations(T + "_operations", "it's\nhostile\\"),
     "operation_kinds": sql.operation_kinds(T, "frontend"),
     "operation_names": sql.operation_names(T, "frontend"),
     "operation_names_of_kind": sql.operation_names(T, "frontend", "SPAN_KIND_SERVER"),
@@ -130,7 +133,9 @@ def _golden_statements() -> dict[str, str]:
 
 
 def _tag_identifiers() -> set[str]:
-    return {'"' + column.replace('"', '""') + '"' for column in spanrow.TAG_COLUMNS} | _UNQUOTED_TAGS
+    """Tags of the span table and of the operations table (every column of it but `last_start`)."""
+    tags = (*spanrow.TAG_COLUMNS, operations_index.SERVICE, operations_index.NAME, operations_index.KIND)
+    return {'"' + column.replace('"', '""') + '"' for column in tags} | _UNQUOTED_TAGS
 
 
 def _unguarded_field_comparisons(statement: str) -> list[str]:

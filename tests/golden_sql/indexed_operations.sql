@@ -1,0 +1,1 @@
+SELECT "name" AS name, "kind" AS kind FROM "jaeger_spans_operations" WHERE "service" = 'frontend' GROUP BY "name", "kind" ORDER BY "name", "kind"

@@ -1,0 +1,1 @@
+SHOW TAG VALUES FROM "jaeger_spans_operations" WITH KEY = "service"
