@@ -21,6 +21,7 @@ from aiohttp import web
 from .errors import InvalidRequest
 from .http_support import check_basic_auth, status_of
 from .jaeger_otlp import resource_spans_to_jaeger
+from .metrics import METRICS
 from .proto import model_pb2
 from .query_builder import TraceQuery
 from .store import TraceStore
@@ -202,14 +203,20 @@ class QueryHttpApi:
                                                    CnosDBHeaders.of(request.headers))
 
     def _wrap(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        api = "query_http." + handler.__name__.strip("_")
+
         async def run(request: web.Request) -> web.Response:
+            started = time.perf_counter()
             try:
-                return await handler(request, await self._store(request))
+                response = await handler(request, await self._store(request))
             except Exception as exc:  # turned into Jaeger's error envelope at this edge
                 status, message = status_of(exc)
-                if status >= 500:
+                if status >= 500 and not getattr(exc, "logged", False):
                     log.warning("query request failed path=%s error=%r", request.path, message)
-                return _error_response(status, message)
+                response = _error_response(status, message)
+            METRICS.requests.inc(api=api, outcome=str(response.status))
+            METRICS.request_seconds.observe(time.perf_counter() - started, api=api)
+            return response
         return run
 
     async def _services(self, request: web.Request, store: TraceStore) -> web.Response:

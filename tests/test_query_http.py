@@ -19,6 +19,7 @@ import pytest
 import requests
 from harness import RunningServer, running_server, server_config
 
+from cnosdb_jaeger_storage.metrics import METRICS
 from cnosdb_jaeger_storage.proto import trace_pb2, trace_service_pb2
 
 MINUTE_NS = 60 * 10**9
@@ -430,3 +431,10 @@ def test_dependencies_of_a_table_of_root_spans_only_are_empty(cnosdb_style) -> N
     for headers in (AUTH, GRAFANA):
         response = requests.get(server.url("query_http") + "/api/dependencies", headers=headers, timeout=30)
         assert (response.status_code, response.json()["data"]) == (200, [])
+
+
+def test_query_api_requests_are_counted(written) -> None:
+    server, _ = written
+    before = METRICS.requests.value(api="query_http.services", outcome="200")
+    get(server, "/api/services")
+    assert METRICS.requests.value(api="query_http.services", outcome="200") == before + 1

@@ -169,3 +169,9 @@ def test_auth_enabled_process(tmp_path):
         assert process.client.request("POST", "/api/v1/sql", "SELECT 1", auth=basic("alice", "pw")).status == 200
     finally:
         process.signal(signal.SIGTERM)
+
+
+def test_version() -> None:
+    result = subprocess.run([str(Path(sys.executable).with_name("cnosdb-lite")), "--version"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.startswith("cnosdb-lite ")
