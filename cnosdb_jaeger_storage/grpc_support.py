@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The most a streamed response message may hold: gRPC clients refuse a message over 4 MiB by default (Jaeger's
+# too), so every chunk stays under 3 MiB, headroom for the framing. A single larger span goes alone.
+MAX_CHUNK_BYTES = 3 * 1024 * 1024
+# What a repeated message costs beyond its own ByteSize(): its tag and length prefix (at most 1 + 5 bytes).
+ENTRY_OVERHEAD = 8
+
 # Jaeger's gogo code always marshals its non-nullable timestamps: an unset Go time arrives as year 1.
 _YEAR_ONE_SECONDS = -62135596800
 

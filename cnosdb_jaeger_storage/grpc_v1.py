@@ -1,7 +1,8 @@
 """Jaeger remote storage API v1 (`jaeger.storage.v1`), which Jaeger 1.x speaks, over the storage API.
 
 Semantics from Jaeger's own client: a missing trace is NOT_FOUND with exactly `trace not found`; spans of
-one trace are contiguous in a FindTraces stream; chunks hold at most 1,000 spans and stay under 4 MiB.
+one trace are contiguous in a FindTraces stream; chunks hold at most 1,000 spans and 3 MiB
+(`grpc_support.MAX_CHUNK_BYTES`, under gRPC's default 4 MiB message limit).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import grpc
 
 from .errors import InvalidRequest, TraceNotFound
 from .grpc_support import (
+    ENTRY_OVERHEAD,
+    MAX_CHUNK_BYTES,
     add_servicer,
     decoded,
     duration_ns,
@@ -30,17 +33,17 @@ from .store import TraceStore
 from .tenancy import Tenancy
 
 MAX_CHUNK_SPANS = 1000
-MAX_CHUNK_BYTES = 4 * 1024 * 1024 - 64 * 1024
 STREAM_WRITE_CHUNK = 1000
 STREAM_WRITES_IN_FLIGHT = 8
 DEFAULT_NUM_TRACES = 100
 
 
 def chunks(spans: Iterable[model_pb2.Span]) -> Iterable[pb.SpansResponseChunk]:
+    """The spans in order, as chunks of at most MAX_CHUNK_SPANS spans and MAX_CHUNK_BYTES bytes."""
     batch: list[model_pb2.Span] = []
     size = 0
     for span in spans:
-        span_size = span.ByteSize() + 8
+        span_size = span.ByteSize() + ENTRY_OVERHEAD
         if batch and (len(batch) == MAX_CHUNK_SPANS or size + span_size > MAX_CHUNK_BYTES):
             yield pb.SpansResponseChunk(spans=batch)
             batch, size = [], 0

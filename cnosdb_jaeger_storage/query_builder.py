@@ -146,6 +146,39 @@ def trace_bounds(table: str, trace_ids: Sequence[str]) -> str:
         f"FROM {ident(table)} WHERE {in_list} GROUP BY {trace_id}"))
 
 
+def trace_summary_counts(table: str, trace_ids: Sequence[str], by_status: bool = True) -> str:
+    """Spans, first start and last end of each trace by service and status code (v2 trace summaries); without
+    `by_status` (the table has no status column yet) by service only."""
+    trace_id, service, status = ident(col.TRACE_ID), ident(col.SERVICE_NAME), ident(col.STATUS_CODE)
+    keys = f"{trace_id}, {service}" + (f", {status}" if by_status else "")
+    return _union_by_trace_ids(trace_ids, lambda in_list: (
+        f"SELECT {trace_id} AS trace_id, {service} AS service{f', {status} AS status' if by_status else ''}, "
+        f"count({ident(col.KIND)}) AS spans, CAST(min(time) AS BIGINT) AS first_start, "
+        f"max(CAST(time AS BIGINT) + CAST({ident(col.DURATION)} AS BIGINT)) AS last_end "
+        f"FROM {ident(table)} WHERE {in_list} GROUP BY {keys}"))
+
+
+def trace_roots(table: str, trace_ids: Sequence[str], has_parents: bool = True) -> str:
+    """The spans without a parent of each trace, by service and name: count and first start. Without
+    `has_parents` (the table has no parent column yet) every span is one."""
+    trace_id, service, name = ident(col.TRACE_ID), ident(col.SERVICE_NAME), ident(col.NAME)
+    no_parent = f" AND {ident(col.PARENT_SPAN_ID)} IS NULL" if has_parents else ""
+    return _union_by_trace_ids(trace_ids, lambda in_list: (
+        f"SELECT {trace_id} AS trace_id, {service} AS service, {name} AS name, count({ident(col.KIND)}) AS spans, "
+        f"CAST(min(time) AS BIGINT) AS first_start FROM {ident(table)} WHERE {in_list}{no_parent} "
+        f"GROUP BY {trace_id}, {service}, {name}"))
+
+
+def trace_parented_spans(table: str, trace_ids: Sequence[str]) -> str:
+    """How many spans of each trace have their parent span in the trace (the others with a parent are
+    orphans): an inner self-join, each side held to the same few trace IDs."""
+    trace_id, span_id, parent = ident(col.TRACE_ID), ident(col.SPAN_ID), ident(col.PARENT_SPAN_ID)
+    return _union_by_trace_ids(trace_ids, lambda in_list: (  # in_list: `"<trace ID column>" IN (...)`
+        f"SELECT c.{trace_id} AS trace_id, count(c.{ident(col.KIND)}) AS spans FROM {ident(table)} AS c "
+        f"JOIN {ident(table)} AS p ON c.{trace_id} = p.{trace_id} AND c.{parent} = p.{span_id} "
+        f"WHERE c.{in_list} AND p.{in_list} GROUP BY c.{trace_id}"))
+
+
 def spans_of_traces(table: str, trace_ids: Sequence[str], start: int | None = None,
                     end: int | None = None) -> str:
     """Every span of the traces (that started in the window, if given), ordered by trace, time, span."""

@@ -73,6 +73,29 @@ class FoundTrace:
     last_end: int
 
 
+@dataclass(frozen=True)
+class ServiceSummary:
+    name: str
+    spans: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    """What Jaeger's search page shows of a trace (v2 FindTraceSummaries). The root is the earliest span
+    without a parent ('' when the trace has none); orphans are spans whose parent is not in the trace."""
+
+    trace_id: str
+    root_service: str
+    root_name: str
+    first_start: int  # unix ns
+    last_end: int
+    spans: int
+    errors: int
+    orphans: int
+    services: tuple[ServiceSummary, ...]
+
+
 Trace = list[trace_pb2.ResourceSpans]
 
 
@@ -205,6 +228,24 @@ class TraceStore:
         return [FoundTrace(t, int(bounds[t]["first_start"]), int(bounds[t]["last_end"]))
                 for t in trace_ids if t in bounds]
 
+    async def find_trace_summaries(self, query: sql.TraceQuery) -> AsyncIterator[list[TraceSummary]]:
+        """Summaries of the traces `find_traces` would yield, in its order, a list per group of traces; counted
+        by CnosDB (per trace: spans and errors by service, roots, spans whose parent is found), not read."""
+        trace_ids = await self.find_trace_ids(query)
+        if not trace_ids:
+            return
+        columns = await self.columns()
+        by_status, has_parents = spanrow.STATUS_CODE in columns, spanrow.PARENT_SPAN_ID in columns
+        table = self.target.table
+        for group in _groups(trace_ids, _FETCH_TRACES_PER_QUERY):
+            counts, roots, parented = await asyncio.gather(
+                self._sql(sql.trace_summary_counts(table, group, by_status)),
+                self._sql(sql.trace_roots(table, group, has_parents)),
+                self._sql(sql.trace_parented_spans(table, group)) if has_parents else _no_rows())
+            summaries = _summaries(group, counts, roots, parented)
+            if summaries:
+                yield summaries
+
     async def find_traces(self, query: sql.TraceQuery) -> AsyncIterator[Trace]:
         async for trace in self.get_traces(await self.find_trace_ids(query)):
             yield trace
@@ -266,6 +307,49 @@ class TraceStore:
             if exc.status == 422 and _TABLE_MISSING.search(exc.message):
                 return []  # nothing written yet
             raise
+
+
+async def _no_rows() -> list[dict[str, Any]]:
+    return []
+
+
+def _summaries(trace_ids: Sequence[str], counts: Sequence[dict[str, Any]], roots: Sequence[dict[str, Any]],
+               parented: Sequence[dict[str, Any]]) -> list[TraceSummary]:
+    """TraceSummary of each trace that has spans, in the order of `trace_ids`, from the rows of
+    `trace_summary_counts`, `trace_roots` and `trace_parented_spans`."""
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    for row in counts:
+        by_trace.setdefault(row.get("trace_id") or "", []).append(row)
+    root_rows: dict[str, list[dict[str, Any]]] = {}
+    for row in roots:
+        root_rows.setdefault(row.get("trace_id") or "", []).append(row)
+    found_parents = {r.get("trace_id"): int(r.get("spans") or 0) for r in parented}
+    summaries = []
+    for trace_id in trace_ids:
+        rows = by_trace.get(trace_id)
+        if not rows:
+            continue
+        services: dict[str, list[int]] = {}
+        for row in rows:
+            tally = services.setdefault(decode_stored_name(row.get("service") or ""), [0, 0])
+            tally[0] += int(row["spans"])
+            if row.get("status") == "STATUS_CODE_ERROR":
+                tally[1] += int(row["spans"])
+        spans = sum(t[0] for t in services.values())
+        trace_roots = root_rows.get(trace_id, [])
+        root = min(trace_roots, key=lambda r: (int(r["first_start"]), r.get("service") or "", r.get("name") or ""),
+                   default={})
+        with_parent = spans - sum(int(r["spans"]) for r in trace_roots)
+        first_start = min(int(r["first_start"]) for r in rows)
+        summaries.append(TraceSummary(
+            trace_id=trace_id, root_service=decode_stored_name(root.get("service") or ""),
+            root_name=decode_stored_name(root.get("name") or ""),
+            first_start=first_start,
+            last_end=max((int(r["last_end"]) for r in rows if r.get("last_end") is not None), default=first_start),
+            spans=spans, errors=sum(t[1] for t in services.values()),
+            orphans=max(0, with_parent - found_parents.get(trace_id, 0)),
+            services=tuple(ServiceSummary(name, n, e) for name, (n, e) in sorted(services.items()))))
+    return summaries
 
 
 def _slices(start: int | None, end: int | None, size: int) -> Iterator[tuple[int | None, int | None]]:

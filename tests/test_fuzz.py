@@ -358,7 +358,8 @@ def grpc_calls(draw: st.DrawFn) -> tuple[str, bytes]:
     """(method path, serialized request) of a valid message with random field values."""
     which = draw(st.sampled_from(["v1.GetOperations", "v1.FindTraces", "v1.FindTraceIDs", "v1.GetTrace",
                                   "v1.GetDependencies", "v1.WriteSpan", "v2.GetOperations", "v2.FindTraces",
-                                  "v2.FindTraceIDs", "v2.GetTraces", "v2.GetDependencies"]))
+                                  "v2.FindTraceIDs", "v2.FindTraceSummaries", "v2.GetTraces",
+                                  "v2.GetDependencies"]))
     v1, v2 = "/jaeger.storage.v1.SpanReaderPlugin/", "/jaeger.storage.v2.TraceReader/"
     message: Any
     if which == "v1.GetOperations":
@@ -384,10 +385,12 @@ def grpc_calls(draw: st.DrawFn) -> tuple[str, bytes]:
     elif which == "v2.GetOperations":
         path, message = v2 + "GetOperations", trace_storage_pb2.GetOperationsRequest(service=draw(names),
                                                                                      span_kind=draw(names))
-    elif which in ("v2.FindTraces", "v2.FindTraceIDs"):
+    elif which in ("v2.FindTraces", "v2.FindTraceIDs", "v2.FindTraceSummaries"):
         path = v2 + which.split(".")[1]
-        message = (trace_storage_pb2.FindTracesRequest if which == "v2.FindTraces"
-                   else trace_storage_pb2.FindTraceIDsRequest)(query=draw(v2_queries()))
+        request = {"v2.FindTraces": trace_storage_pb2.FindTracesRequest,
+                   "v2.FindTraceIDs": trace_storage_pb2.FindTraceIDsRequest,
+                   "v2.FindTraceSummaries": trace_storage_pb2.FindTraceSummariesRequest}[which]
+        message = request(query=draw(v2_queries()))
     elif which == "v2.GetTraces":
         message = trace_storage_pb2.GetTracesRequest()
         for trace_id in draw(st.lists(ids, max_size=4)):

@@ -173,10 +173,120 @@ def test_dependencies_in_v1_and_v2(server: RunningServer) -> None:
     assert [(d.parent, d.child, d.call_count) for d in v1] == [("frontend", "backend", 2)]
 
 
-def test_find_trace_summaries_is_unimplemented_so_jaeger_falls_back(server: RunningServer) -> None:
-    with server.channel() as channel, pytest.raises(grpc.RpcError) as error:
-        list(reader(server, channel).FindTraceSummaries(pb.FindTraceSummariesRequest()))
-    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+ERROR = trace_pb2.Status(code=trace_pb2.Status.STATUS_CODE_ERROR)
+
+
+def with_status(s: trace_pb2.Span, status: trace_pb2.Status, end: int | None = None) -> trace_pb2.Span:
+    s.status.CopyFrom(status)
+    if end is not None:
+        s.end_time_unix_nano = end
+    return s
+
+
+# Trace 0x51: a root in "gateway", children in "orders" (one an error) and "payments" (an error), and a span of
+# "orders" whose parent is not in the trace. Trace 0x52: no root, both spans children of a span not written.
+SUMMARIZED = [
+    resource_spans("gateway", [span(0x51, 1, start=NOW, name="GET /checkout")]),
+    resource_spans("orders", [with_status(span(0x51, 2, 1, start=NOW + 1 * MS, name="create"), ERROR),
+                              span(0x51, 3, 2, start=NOW + 2 * MS, name="insert"),
+                              span(0x51, 4, 0x77, start=NOW + 3 * MS, name="retry")]),
+    resource_spans("payments", [with_status(span(0x51, 5, 1, start=NOW + 4 * MS, name="charge"), ERROR,
+                                            end=NOW + 50 * MS)]),
+    resource_spans("worker", [span(0x52, 1, 0x99, start=NOW + 60 * MS, name="consume"),
+                              span(0x52, 2, 0x99, start=NOW + 61 * MS, name="consume")]),
+]
+LARGE_ATTRIBUTE = "x" * 5000
+LARGE_TRACE = [span(0x60, i + 1, 1 if i else 0, start=NOW + i, attributes=[kv("payload", string_value=LARGE_ATTRIBUTE)])
+               for i in range(1201)]
+FOUR_MIB = 4 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def fast_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterable[RunningServer]:
+    """A server holding the traces of the summary and chunk-size tests."""
+    with running_server(server_config(tmp_path_factory.mktemp("fast"))) as s, s.channel() as channel:
+        export = trace_service_pb2_grpc.TraceServiceStub(channel).Export
+        export(trace_service_pb2.ExportTraceServiceRequest(resource_spans=SUMMARIZED))
+        for i in range(0, len(LARGE_TRACE), 200):
+            export(trace_service_pb2.ExportTraceServiceRequest(
+                resource_spans=[resource_spans("bulky", LARGE_TRACE[i:i + 200])]))
+        yield s
+
+
+def summaries(s: RunningServer, query: pb.TraceQueryParameters) -> list[pb.TraceSummary]:
+    with s.channel() as channel:
+        return [t for r in reader(s, channel).FindTraceSummaries(pb.FindTraceSummariesRequest(query=query))
+                for t in r.summaries]
+
+
+def test_trace_summary_counts_spans_errors_services_and_orphans(fast_paths: RunningServer) -> None:
+    [found] = summaries(fast_paths, pb.TraceQueryParameters(service_name="gateway"))
+    assert found == pb.TraceSummary(
+        trace_id=(0x51).to_bytes(16, "big"), root_service_name="gateway", root_operation_name="GET /checkout",
+        min_start_time_unix_nano=NOW, max_end_time_unix_nano=NOW + 50 * MS, span_count=5, error_span_count=2,
+        orphan_span_count=1, services=[pb.ServiceSummary(name="gateway", span_count=1),
+                                       pb.ServiceSummary(name="orders", span_count=3, error_span_count=1),
+                                       pb.ServiceSummary(name="payments", span_count=1, error_span_count=1)])
+
+
+def test_trace_summary_of_a_trace_without_its_root(fast_paths: RunningServer) -> None:
+    [found] = summaries(fast_paths, pb.TraceQueryParameters(service_name="worker"))
+    assert found == pb.TraceSummary(
+        trace_id=(0x52).to_bytes(16, "big"), min_start_time_unix_nano=NOW + 60 * MS,
+        max_end_time_unix_nano=NOW + 66 * MS, span_count=2, orphan_span_count=2,
+        services=[pb.ServiceSummary(name="worker", span_count=2)])
+
+
+def test_trace_summaries_follow_the_search(fast_paths: RunningServer) -> None:
+    """The traces FindTraceIDs finds, newest first, each summarizing the whole trace."""
+    query = pb.TraceQueryParameters(operation_name="consume", search_depth=5)
+    assert [t.trace_id for t in summaries(fast_paths, query)] == [(0x52).to_bytes(16, "big")]
+    everything = pb.TraceQueryParameters(start_time_min=stamp(NOW - 10**9), start_time_max=stamp(NOW + 10**9))
+    with fast_paths.channel() as channel:
+        ids = [f.trace_id for f in reader(fast_paths, channel).FindTraceIDs(
+            pb.FindTraceIDsRequest(query=everything)).trace_ids]
+    found = summaries(fast_paths, everything)
+    assert [t.trace_id for t in found] == ids and len(ids) == 3
+    assert [t.span_count for t in found if t.trace_id == (0x60).to_bytes(16, "big")] == [1201]
+    assert summaries(fast_paths, pb.TraceQueryParameters(service_name="nobody")) == []
+
+
+def default_limits_channel(s: RunningServer) -> grpc.Channel:
+    """A client as Jaeger's: gRPC's default 4 MiB limit on a received message."""
+    return grpc.insecure_channel(s.grpc_target)
+
+
+def test_v2_chunks_of_large_spans_stay_under_4_mib(fast_paths: RunningServer) -> None:
+    with default_limits_channel(fast_paths) as channel:
+        stub = reader(fast_paths, channel)
+        got = list(stub.GetTraces(pb.GetTracesRequest(query=[pb.GetTraceParams(trace_id=(0x60).to_bytes(16, "big"))])))
+        found = list(stub.FindTraces(pb.FindTracesRequest(query=pb.TraceQueryParameters(service_name="bulky"))))
+    for chunks in (got, found):
+        assert len(chunks) > 1 and all(c.ByteSize() < FOUR_MIB for c in chunks)
+        assert sorted(s.span_id for s in spans_of(chunks)) == [(i + 1).to_bytes(8, "big") for i in range(1201)]
+        assert all(s.attributes[0].value.string_value == LARGE_ATTRIBUTE for s in spans_of(chunks))
+
+
+def test_v1_chunks_of_large_spans_stay_under_4_mib(fast_paths: RunningServer) -> None:
+    with default_limits_channel(fast_paths) as channel:
+        stub = storage_v1_grpc.SpanReaderPluginStub(channel)
+        got = list(stub.GetTrace(storage_v1_pb2.GetTraceRequest(trace_id=(0x60).to_bytes(16, "big"))))
+        found = list(stub.FindTraces(storage_v1_pb2.FindTracesRequest(
+            query=storage_v1_pb2.TraceQueryParameters(service_name="bulky"))))
+    for chunks in (got, found):
+        assert len(chunks) > 1 and all(c.ByteSize() < FOUR_MIB for c in chunks)
+        assert sorted(s.span_id for c in chunks for s in c.spans) == [(i + 1).to_bytes(8, "big") for i in range(1201)]
+
+
+def test_v2_chunk_bound_counts_bytes_and_lets_a_huge_span_go_alone() -> None:
+    from cnosdb_jaeger_storage.grpc_support import MAX_CHUNK_BYTES
+    from cnosdb_jaeger_storage.grpc_v2 import traces_data
+
+    huge = span(9, 2, 1, attributes=[kv("blob", string_value="y" * (MAX_CHUNK_BYTES + 10))])
+    trace = [resource_spans("a", [span(9, 1), huge, span(9, 3, 1)])]
+    chunks = list(traces_data(trace))
+    assert [len(spans_of([c])) for c in chunks] == [1, 1, 1]
+    assert spans_of(chunks) == list(trace[0].scope_spans[0].spans)
 
 
 @pytest.mark.parametrize("service", [
