@@ -1,8 +1,8 @@
 """CnosDB's HTTP API as this server uses it: SQL in, rows out; line protocol in.
 
-One pooled aiohttp session, Basic auth, tenant and database as query parameters, gzip request and
-response bodies unless CnosDB is on loopback in this process (the embedded default), where gzip only costs
-CPU. Errors come back as `CnosDBError` carrying CnosDB's own code and message.
+One pooled aiohttp session, Basic auth, tenant and database as query parameters; gzip request and
+response bodies if `compress` (the server turns it off for a CnosDB on loopback or embedded, where gzip only
+costs CPU: see `Config.compress`). Errors come back as `CnosDBError` carrying CnosDB's own code and message.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ DEFAULT_TENANT = "cnosdb"
 DEFAULT_DATABASE = "jaeger"
 DEFAULT_TABLE = "jaeger_spans"
 DEFAULT_TTL = "7d"
+COMPRESSIONS = ("auto", "gzip", "none")
 
 _TTL_PART = re.compile(r"(\d+)\s*([a-z]*)")
 _TTL_TEXT = re.compile(r"(?:\d+\s*[a-z]*\s*)+")
@@ -61,6 +63,9 @@ class Config:
         "help": "seconds to wait at start-up for CnosDB to answer (one log line per attempt) before giving up"})
     cnosdb_timeout: float = field(default=30.0, metadata={
         "help": "seconds one CnosDB request may take before the call fails with UNAVAILABLE / 503"})
+    cnosdb_compression: str = field(default="auto", metadata={
+        "help": "gzip of write bodies and query results: auto (none for a loopback or embedded CnosDB, else "
+                "gzip), gzip or none"})
     tenant: str = field(default=DEFAULT_TENANT, metadata={"help": "CnosDB tenant holding the spans"})
     database: str = field(default=DEFAULT_DATABASE, metadata={
         "help": "CnosDB database holding the spans; created at start-up if missing"})
@@ -72,8 +77,12 @@ class Config:
         "help": "data directory of the embedded cnosdb-lite (used only without --cnosdb-url)"})
     batch_size: int = field(default=5000, metadata={
         "help": "spans per line-protocol write to CnosDB"})
-    batch_delay: float = field(default=0.05, metadata={
-        "help": "seconds a partial batch waits for more spans before it is written"})
+    batch_delay: float = field(default=0.0, metadata={
+        "help": "seconds an idle writer lingers for a full batch before writing a partial one; 0 (default) writes "
+                "at once (group commit: what arrives while a write is in flight forms the next batch)"})
+    max_writes_in_flight: int = field(default=2, metadata={
+        "help": "CnosDB writes (batches) in flight at once per span table; a further write starts beside one in "
+                "flight only for a full batch"})
     max_pending_spans: int = field(default=200_000, metadata={
         "help": "spans accepted but not yet written; beyond it writers wait (backpressure)"})
     write_retries: int = field(default=5, metadata={
@@ -112,6 +121,27 @@ class Config:
     @property
     def embedded(self) -> bool:
         return not self.cnosdb_url
+
+    @property
+    def compress(self) -> bool:
+        """Whether CnosDB bodies are gzipped: --cnosdb-compression, or for auto, unless CnosDB is on loopback."""
+        if self.cnosdb_compression != "auto":
+            return self.cnosdb_compression == "gzip"
+        return not (self.embedded or is_loopback(urlparse(self.cnosdb_url).hostname or ""))
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (also IPv4-mapped); a name other than localhost is not resolved."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def _flag(name: str) -> str:
@@ -184,6 +214,12 @@ def validate(config: Config) -> None:
         raise ConfigError("--batch-size must be at least 1")
     if config.max_pending_spans < config.batch_size:
         raise ConfigError("--max-pending-spans must be at least --batch-size")
+    if config.batch_delay < 0:
+        raise ConfigError("--batch-delay must be at least 0 seconds")
+    if config.max_writes_in_flight < 1:
+        raise ConfigError("--max-writes-in-flight must be at least 1")
+    if config.cnosdb_compression not in COMPRESSIONS:
+        raise ConfigError("--cnosdb-compression must be auto, gzip or none")
     if config.write_retries < 1:
         raise ConfigError("--write-retries must be at least 1")
     if config.max_inflight_bytes < 1:

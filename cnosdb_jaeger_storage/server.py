@@ -166,7 +166,7 @@ async def start(config: Config) -> Server:
         if engine is not None:
             engine.close()
         raise
-    client = CnosDBClient(url, config.cnosdb_user, config.cnosdb_password, compress=not config.embedded,
+    client = CnosDBClient(url, config.cnosdb_user, config.cnosdb_password, compress=config.compress,
                           timeout=config.cnosdb_timeout)
     default = Target(config.tenant, config.database, config.table)
     writers: list[BatchWriter] = []
@@ -176,8 +176,9 @@ async def start(config: Config) -> Server:
         async def write(body: str) -> None:
             await client.write(body, tenant=target.tenant, database=target.database)
 
-        writer = BatchWriter(write, batch_size=config.batch_size, batch_delay=config.batch_delay,
-                             max_pending=config.max_pending_spans, attempts=config.write_retries,
+        writer = BatchWriter(write, batch_size=config.batch_size, linger=config.batch_delay,
+                             max_in_flight=config.max_writes_in_flight, max_pending=config.max_pending_spans,
+                             attempts=config.write_retries,
                              name=f"{target.tenant}/{target.database}")
         writer.start()
         writers.append(writer)

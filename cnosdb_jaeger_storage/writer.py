@@ -1,11 +1,15 @@
 """Batched, acknowledged writes of line protocol to CnosDB.
 
-Callers `await submit(lines)`; it returns once CnosDB has acknowledged those lines, or raises. Lines of
-concurrent callers are gathered into one write of up to `batch_size` spans, or whatever arrived within
-`batch_delay`. A failed write is retried with exponential backoff and jitter while the error is one that
-can pass (CnosDB unreachable, 5xx, 429); an error that cannot pass (a 422 such as a type conflict) is first
-retried per caller, so that one caller's bad spans never fail another caller's. Memory is bounded by
-`max_pending` spans: beyond it `submit` waits (backpressure) instead of queueing more.
+Callers `await submit(lines)`; it returns once CnosDB has acknowledged those lines, or raises. Writes are
+group commits: when no write is in flight, whatever is queued is written at once (no waiting for a fuller
+batch); what arrives while a write is in flight is gathered into the next write, of up to `batch_size`
+spans. A further write starts beside those in flight only for a full batch (or at close), and never more
+than `max_in_flight` at once. An optional `linger` (default 0) makes an idle writer wait that long for a
+full batch first, trading latency for larger writes. A failed write is retried with exponential backoff and
+jitter while the error is one that can pass (CnosDB unreachable, 5xx, 429); an error that cannot pass (a 422
+such as a type conflict) is first retried per caller, so that one caller's bad spans never fail another
+caller's. Memory is bounded by `max_pending` spans: beyond it `submit` waits (backpressure) instead of
+queueing more.
 
 Re-sending a batch is idempotent: CnosDB upserts a span's row (same series, same time). Still, a write that
 timed out may still be running in CnosDB, so its retry first waits as long as the time-out again, rather
@@ -37,11 +41,15 @@ class _Pending:
 
 
 class BatchWriter:
-    def __init__(self, write: WriteFn, *, batch_size: int, batch_delay: float, max_pending: int,
-                 attempts: int, backoff: float = 0.2, max_backoff: float = 5.0, name: str = "") -> None:
+    def __init__(self, write: WriteFn, *, batch_size: int, max_pending: int, attempts: int,
+                 max_in_flight: int = 2, linger: float = 0.0, backoff: float = 0.2, max_backoff: float = 5.0,
+                 name: str = "") -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self._write = write
         self._batch_size = batch_size
-        self._batch_delay = batch_delay
+        self._max_in_flight = max_in_flight
+        self._linger = linger
         self._max_pending = max_pending
         self._attempts = attempts
         self._backoff, self._max_backoff = backoff, max_backoff
@@ -49,10 +57,11 @@ class BatchWriter:
         self._queue: deque[_Pending] = deque()
         self._queued_spans = 0
         self._pending_spans = 0
-        self._has_data = asyncio.Event()
-        self._full = asyncio.Event()
+        self._wake = asyncio.Event()  # something queued, a write done, or closing
+        self._full = asyncio.Event()  # a full batch queued, or closing: ends a linger
         self._room = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
         self._closing = False
 
     def start(self) -> None:
@@ -61,7 +70,7 @@ class BatchWriter:
     async def close(self) -> None:
         """Write everything queued, then stop."""
         self._closing = True
-        self._has_data.set()
+        self._wake.set()
         self._full.set()
         if self._task is not None:
             await self._task
@@ -80,7 +89,7 @@ class BatchWriter:
         pending = _Pending(lines)
         self._queue.append(pending)
         self._queued_spans += len(lines)
-        self._has_data.set()
+        self._wake.set()
         if self._queued_spans >= self._batch_size:
             self._full.set()
         try:
@@ -91,19 +100,38 @@ class BatchWriter:
                 self._room.notify_all()
             METRICS.pending_spans.inc(-len(lines))
 
+    @property
+    def in_flight(self) -> int:
+        """Writes (batches) now being sent to CnosDB, retries included."""
+        return len(self._writes)
+
+    def _may_start(self) -> bool:
+        if not self._queue:
+            return False
+        if not self._writes:
+            return True
+        return len(self._writes) < self._max_in_flight and (self._queued_spans >= self._batch_size or self._closing)
+
     async def _run(self) -> None:
         while True:
-            await self._has_data.wait()
-            if not self._queue:
-                if self._closing:
-                    return
-                self._has_data.clear()
+            self._wake.clear()
+            if self._may_start():
+                if self._linger > 0 and not self._writes and self._queued_spans < self._batch_size \
+                        and not self._closing:
+                    self._full.clear()
+                    with contextlib.suppress(TimeoutError):  # linger for a fuller batch
+                        await asyncio.wait_for(self._full.wait(), self._linger)
+                task = asyncio.create_task(self._write_batch(self._take_batch()))
+                self._writes.add(task)
+                task.add_done_callback(self._write_done)
                 continue
-            if self._queued_spans < self._batch_size and not self._closing:
-                self._full.clear()
-                with contextlib.suppress(TimeoutError):  # linger for a fuller batch
-                    await asyncio.wait_for(self._full.wait(), self._batch_delay)
-            await self._write_batch(self._take_batch())
+            if self._closing and not self._queue and not self._writes:
+                return
+            await self._wake.wait()
+
+    def _write_done(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        self._wake.set()
 
     def _take_batch(self) -> list[_Pending]:
         batch, spans = [], 0

@@ -53,7 +53,7 @@ TEST_CNOSDB_URL = os.environ.get("TEST_CNOSDB_URL", "")
 
 def server_config(data_dir: Path, **overrides: Any) -> Config:
     values: dict[str, Any] = dict(grpc_addr="127.0.0.1:0", otlp_grpc_addr="", otlp_http_addr="127.0.0.1:0",
-                                  admin_addr="127.0.0.1:0", data_dir=str(data_dir), batch_delay=0.005,
+                                  admin_addr="127.0.0.1:0", data_dir=str(data_dir),
                                   ttl="30d")
     if TEST_CNOSDB_URL:
         values.update(cnosdb_url=TEST_CNOSDB_URL, database=f"test_{uuid.uuid4().hex[:12]}", cnosdb_timeout=300)

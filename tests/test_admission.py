@@ -54,7 +54,7 @@ def stalled(tmp_path: Path) -> Iterator[tuple[str, str, int, subprocess.Popen[by
         grpc_port, http_port = free_port(), free_port()
         server = subprocess.Popen([SERVER, "--cnosdb-url", lite_url, "--grpc-addr", f"127.0.0.1:{grpc_port}",
                                    "--otlp-grpc-addr=", "--otlp-http-addr", f"127.0.0.1:{http_port}",
-                                   "--admin-addr=", "--max-inflight-bytes", "65536", "--batch-delay", "0.005",
+                                   "--admin-addr=", "--max-inflight-bytes", "65536",
                                    "--cnosdb-timeout", "60"], stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 30

@@ -60,6 +60,8 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "data_dir": ("/var/lib/cjs", "/var/lib/cjs"),
     "batch_size": ("100", 100),
     "batch_delay": ("0.25", 0.25),
+    "max_writes_in_flight": ("4", 4),
+    "cnosdb_compression": ("gzip", "gzip"),
     "max_pending_spans": ("10000", 10000),
     "write_retries": ("3", 3),
     "max_request_bytes": ("1024", 1024),
@@ -79,6 +81,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
 OTHER = {"batch_size": ("200", 200), "max_tables": ("5", 5), "max_inflight_bytes": ("8192", 8192),
          "max_span_attributes": ("32", 32), "max_attribute_columns": ("300", 300),
          "cnosdb_wait": ("7", 7.0), "cnosdb_timeout": ("90", 90.0), "batch_delay": ("0.5", 0.5),
+         "max_writes_in_flight": ("3", 3), "cnosdb_compression": ("none", "none"),
          "max_pending_spans": ("20000", 20000),
          "write_retries": ("4", 4), "max_request_bytes": ("2048", 2048), "log_level": ("error", "error"),
          "ttl": ("12h", "12h"), "grpc_addr": (":7011", ":7011"), "otlp_grpc_addr": (":7012", ":7012"),
@@ -148,6 +151,9 @@ def test_environment_names_are_exact() -> None:
     ({"CNOSDB_JAEGER_BATCH_SIZE": "10", "CNOSDB_JAEGER_MAX_PENDING_SPANS": "5"},
      "--max-pending-spans must be at least --batch-size"),
     ({"CNOSDB_JAEGER_WRITE_RETRIES": "0"}, "--write-retries must be at least 1"),
+    ({"CNOSDB_JAEGER_BATCH_DELAY": "-1"}, "--batch-delay must be at least 0 seconds"),
+    ({"CNOSDB_JAEGER_MAX_WRITES_IN_FLIGHT": "0"}, "--max-writes-in-flight must be at least 1"),
+    ({"CNOSDB_JAEGER_CNOSDB_COMPRESSION": "zstd"}, "--cnosdb-compression must be auto, gzip or none"),
     ({"CNOSDB_JAEGER_MAX_SPAN_ATTRIBUTES": "-1"}, "--max-span-attributes must be at least 0"),
     ({"CNOSDB_JAEGER_MAX_ATTRIBUTE_COLUMNS": "-1"}, "--max-attribute-columns must be at least 0"),
     ({"CNOSDB_JAEGER_CNOSDB_TIMEOUT": "0"}, "--cnosdb-timeout must be more than 0 seconds"),
@@ -165,7 +171,8 @@ def test_environment_names_are_exact() -> None:
     ({"CNOSDB_JAEGER_OTLP_GRPC_ADDR": "nope"}, "--otlp-grpc-addr: 'nope' is not host:port"),
     ({"CNOSDB_JAEGER_TTL": "7x"}, "--ttl: '7x' is not a retention such as '7d', '12h' or 'INF'"),
     ({"CNOSDB_JAEGER_TTL": "0d"}, "--ttl: '0d' is not a retention such as '7d', '12h' or 'INF'"),
-], ids=["int", "float", "empty-int", "batch-size", "pending-below-batch", "retries", "span-attributes",
+], ids=["int", "float", "empty-int", "batch-size", "pending-below-batch", "retries", "batch-delay",
+        "writes-in-flight", "compression", "span-attributes",
         "attribute-columns", "timeout", "url", "url-scheme",
         "log-level", "empty-grpc", "grpc-no-port", "named-port", "port-too-large", "admin-no-port", "negative-port",
         "otlp-grpc", "ttl-unit", "ttl-zero"])
@@ -244,3 +251,25 @@ def test_readme_documents_every_option() -> None:
     missing = [f.name for f in dataclasses.fields(Config)
                if f"`--{f.name.replace('_', '-')}`" not in readme or f"`CNOSDB_JAEGER_{f.name.upper()}`" not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize(("url", "compression", "compress"), [
+    ("", "auto", False),  # embedded cnosdb-lite
+    ("http://127.0.0.1:8902", "auto", False),
+    ("http://127.3.4.5:8902", "auto", False),
+    ("http://localhost:8902", "auto", False),
+    ("http://LOCALHOST.:8902", "auto", False),
+    ("http://[::1]:8902", "auto", False),
+    ("http://[::ffff:127.0.0.1]:8902", "auto", False),
+    ("http://cnosdb:8902", "auto", True),
+    ("https://10.0.0.7:8902", "auto", True),
+    ("http://[2001:db8::1]:8902", "auto", True),
+    ("http://128.0.0.1:8902", "auto", True),
+    ("http://127.0.0.1:8902", "gzip", True),
+    ("", "gzip", True),
+    ("http://cnosdb:8902", "none", False),
+], ids=["embedded", "127.0.0.1", "127/8", "localhost", "localhost-dot", "::1", "mapped", "name", "ip", "ipv6",
+        "128", "forced-gzip", "embedded-gzip", "forced-none"])
+def test_cnosdb_compression_is_off_on_loopback_unless_chosen(url: str, compression: str, compress: bool) -> None:
+    config = load_config(["--cnosdb-compression", compression], {env("cnosdb_url"): url} if url else {})
+    assert config.compress is compress

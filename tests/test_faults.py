@@ -114,7 +114,7 @@ class Plugin:
         flags = ["--grpc-addr", f"127.0.0.1:{_free_port()}", "--otlp-grpc-addr=",
                  "--otlp-http-addr", f"127.0.0.1:{self.http_port}", "--admin-addr", f"127.0.0.1:{self.admin_port}",
                  "--cnosdb-url", self.lite.url, "--data-dir", str(self.log.parent / "unused"), "--ttl", "30d",
-                 "--batch-delay", "0.005", *self.extra]
+                 *self.extra]
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen([str(BIN / "cnosdb-jaeger-storage"), *flags], stdout=log, stderr=log)
         _wait_http(f"http://127.0.0.1:{self.admin_port}/healthz", self.proc)

@@ -1,4 +1,5 @@
-"""The batch writer: acknowledgement only after the write, retries, isolation of refused spans, backpressure."""
+"""The batch writer: group commit, acknowledgement only after the write, retries, isolation of refused spans,
+backpressure."""
 
 from __future__ import annotations
 
@@ -18,8 +19,19 @@ class FakeCnosDB:
         self.bodies: list[str] = []
         self.unavailable = unavailable
         self.gate: asyncio.Event | None = None
+        self.started: list[str] = []  # bodies whose write began, in order
+        self.in_flight = self.most_in_flight = 0
 
     async def write(self, body: str) -> None:
+        self.started.append(body)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self._write(body)
+        finally:
+            self.in_flight -= 1
+
+    async def _write(self, body: str) -> None:
         if self.gate is not None:
             await self.gate.wait()
         if self.unavailable:
@@ -31,7 +43,7 @@ class FakeCnosDB:
 
 
 def writer_for(db: FakeCnosDB, **overrides: object) -> BatchWriter:
-    options: dict = dict(batch_size=100, batch_delay=0.01, max_pending=1000, attempts=4, backoff=0.001)
+    options: dict = dict(batch_size=100, max_pending=1000, attempts=4, backoff=0.001)
     options.update(overrides)
     return BatchWriter(db.write, **options)
 
@@ -137,7 +149,7 @@ def test_submit_waits_while_max_pending_spans_are_unwritten() -> None:
 def test_close_writes_what_is_queued() -> None:
     async def scenario() -> list[str]:
         db = FakeCnosDB()
-        writer = writer_for(db, batch_delay=10)
+        writer = writer_for(db, linger=10)
         writer.start()
         task = asyncio.create_task(writer.submit(["late"]))
         await asyncio.sleep(0.01)
@@ -160,7 +172,7 @@ def test_a_write_that_timed_out_is_resent_only_after_the_time_out_again() -> Non
                 raise CnosDBTimeout(0.3)
             stored.append(body)
 
-        writer = BatchWriter(write, batch_size=10, batch_delay=0.001, max_pending=100, attempts=3, backoff=0.001)
+        writer = BatchWriter(write, batch_size=10, max_pending=100, attempts=3, backoff=0.001)
         writer.start()
         await writer.submit(["a"])
         await writer.close()
@@ -169,3 +181,89 @@ def test_a_write_that_timed_out_is_resent_only_after_the_time_out_again() -> Non
     attempts, stored = run(scenario())
     assert stored == ["a"]
     assert attempts[1] - attempts[0] >= 0.3
+
+
+async def _turns(n: int = 5) -> None:
+    """Lets the event loop run every ready task a few times over, without waiting for any clock."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_an_idle_writer_writes_a_single_submission_at_once() -> None:
+    async def scenario() -> tuple[list[str], bool, list[str]]:
+        db = FakeCnosDB()
+        writer = writer_for(db)
+        writer.start()
+        task = asyncio.create_task(writer.submit(["only"]))
+        await _turns()  # no clock time passes: a writer that lingered would not have written yet
+        started, done = list(db.started), task.done()
+        await task
+        await writer.close()
+        return started, done, db.bodies
+
+    started, done, bodies = run(scenario())
+    assert started == ["only"]
+    assert done
+    assert bodies == ["only"]
+
+
+def test_submissions_arriving_while_a_write_is_in_flight_form_the_next_batch() -> None:
+    async def scenario() -> tuple[list[str], list[bool], list[str]]:
+        db = FakeCnosDB()
+        db.gate = asyncio.Event()
+        writer = writer_for(db)
+        writer.start()
+        first = asyncio.create_task(writer.submit(["a"]))
+        await _turns()
+        later = [asyncio.create_task(writer.submit([line])) for line in ("b", "c", "d")]
+        await _turns()
+        started = list(db.started)  # a partial batch does not start a second write beside the first
+        acknowledged = [t.done() for t in (first, *later)]
+        db.gate.set()
+        await asyncio.gather(first, *later)
+        await writer.close()
+        return started, acknowledged, db.bodies
+
+    started, acknowledged, bodies = run(scenario())
+    assert started == ["a"]
+    assert acknowledged == [False] * 4  # nobody is acknowledged before CnosDB answered
+    assert bodies == ["a", "b\nc\nd"]
+
+
+@pytest.mark.parametrize("most", [1, 2, 3])
+def test_at_most_max_in_flight_writes_are_in_flight(most: int) -> None:
+    async def scenario() -> tuple[int, int, list[str]]:
+        db = FakeCnosDB()
+        db.gate = asyncio.Event()
+        writer = writer_for(db, batch_size=2, max_in_flight=most)
+        writer.start()
+        tasks = [asyncio.create_task(writer.submit([f"s{i}"])) for i in range(20)]
+        await _turns(20)
+        in_flight = writer.in_flight
+        db.gate.set()
+        await asyncio.gather(*tasks)
+        await writer.close()
+        return in_flight, db.most_in_flight, db.bodies
+
+    in_flight, most_seen, bodies = run(scenario())
+    assert in_flight == most  # full batches were queued: every slot is used
+    assert most_seen == most
+    assert all(len(b.split("\n")) <= 2 for b in bodies)
+    assert sorted(line for b in bodies for line in b.split("\n")) == sorted(f"s{i}" for i in range(20))
+
+
+def test_a_linger_ends_as_soon_as_a_batch_is_full() -> None:
+    async def scenario() -> tuple[list[str], bool]:
+        db = FakeCnosDB()
+        writer = writer_for(db, batch_size=3, linger=10)
+        writer.start()
+        lone = asyncio.create_task(writer.submit(["a"]))
+        await asyncio.sleep(0.05)
+        lingered = not db.started  # an optional linger still waits for a fuller batch
+        await asyncio.wait_for(asyncio.gather(lone, writer.submit(["b"]), writer.submit(["c"])), 5)
+        await writer.close()
+        return db.bodies, lingered
+
+    bodies, lingered = run(scenario())
+    assert lingered
+    assert bodies == ["a\nb\nc"]
