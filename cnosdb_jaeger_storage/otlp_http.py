@@ -13,9 +13,11 @@ import json
 import logging
 from typing import Any
 
+import grpc
 from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
 
 from .admission import RETRY_AFTER_SECONDS, Admission, Overloaded
 from .http_support import HttpError, check_basic_auth, read_body, status_of
@@ -29,9 +31,11 @@ log = logging.getLogger(__name__)
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
-_GRPC_INVALID_ARGUMENT, _GRPC_PERMISSION_DENIED, _GRPC_UNAUTHENTICATED, _GRPC_UNAVAILABLE, _GRPC_INTERNAL = (
-    3, 7, 16, 14, 13)
-_GRPC_NOT_FOUND, _GRPC_RESOURCE_EXHAUSTED = 5, 8
+# The gRPC code an OTLP/HTTP error body carries, by HTTP status (OTLP/HTTP's google.rpc.Status).
+_GRPC_CODE = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
+              403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
+              413: grpc.StatusCode.RESOURCE_EXHAUSTED, 415: grpc.StatusCode.INVALID_ARGUMENT,
+              503: grpc.StatusCode.UNAVAILABLE}
 _JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
                type(None): "null"}
 
@@ -84,23 +88,10 @@ def _convert_ids(message: dict[str, Any]) -> None:
 
 
 def _status_body(content_type: str, status: int, message: str) -> bytes:
-    code = {400: _GRPC_INVALID_ARGUMENT, 401: _GRPC_UNAUTHENTICATED, 403: _GRPC_PERMISSION_DENIED,
-            404: _GRPC_NOT_FOUND, 413: _GRPC_RESOURCE_EXHAUSTED, 415: _GRPC_INVALID_ARGUMENT,
-            503: _GRPC_UNAVAILABLE}.get(status, _GRPC_INTERNAL)
+    code = _GRPC_CODE.get(status, grpc.StatusCode.INTERNAL).value[0]
     if content_type == JSON:
         return json.dumps({"code": code, "message": message}).encode()
-    # google.rpc.Status{code=1 (varint), message=2 (bytes)}, encoded by hand: no extra dependency.
-    text = message.encode()
-    return bytes([0x08, code, 0x12]) + _varint(len(text)) + text
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+    return status_pb2.Status(code=code, message=message).SerializeToString()
 
 
 class OtlpHttpReceiver:
