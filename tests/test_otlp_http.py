@@ -700,3 +700,8 @@ def test_hostile_tag_filters_find_exactly_their_trace(hostile_server, name: str)
     assert v1_find(server, text, {text: text}) == []
     others = [t for n, t in HOSTILE.items() if n != name]
     assert [span.trace_id for span in v1_find(server, text, {"plain": others[0]})] == []
+
+
+def test_metrics_include_the_process(server: RunningServer) -> None:
+    assert metric_value(server, "process_resident_memory_bytes") > 10 * 2**20
+    assert metric_value(server, "process_cpu_seconds_total") > 0
