@@ -34,6 +34,7 @@ fuzz: venv protos
 
 lint: venv protos
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: venv protos
 	$(BIN)/python -m bench

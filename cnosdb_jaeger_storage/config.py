@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 ENV_PREFIX = "CNOSDB_JAEGER_"
@@ -167,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     for f in dataclasses.fields(Config):
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        default = _default_of(f)
         parser.add_argument(_flag(f.name), dest=f.name, type=_parser_of(default), default=None,
                             help=f"{f.metadata['help']} [{_env(f.name)}] (default: {default!r})")
     return parser
@@ -181,6 +182,16 @@ def boolean(text: str) -> bool:
     return value in ("true", "1", "yes")
 
 
+def _default_of(f: dataclasses.Field[Any]) -> object:
+    """A Config field's default value, from its default or its default_factory."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    factory = f.default_factory
+    if not callable(factory):
+        raise TypeError(f"Config.{f.name} has no default")
+    return factory()
+
+
 def _parser_of(default: object) -> Callable[[str], object]:
     return boolean if isinstance(default, bool) else type(default)
 
@@ -192,12 +203,12 @@ class ConfigError(ValueError):
 def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
     environ = os.environ if environ is None else environ
     args = vars(build_parser().parse_args(argv))
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # option name → value of its own type, as Config declares it
     for f in dataclasses.fields(Config):
         if args[f.name] is not None:
             values[f.name] = args[f.name]
         elif _env(f.name) in environ:
-            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            default = _default_of(f)
             raw = environ[_env(f.name)]
             try:
                 values[f.name] = _parser_of(default)(raw)

@@ -82,7 +82,7 @@ class CnosDBError(StorageError):
         return self.code in _CNOSDB_NOT_FOUND
 
     @property
-    def grpc_code(self) -> grpc.StatusCode:  # type: ignore[override]
+    def grpc_code(self) -> grpc.StatusCode:
         if self.retryable:
             return grpc.StatusCode.UNAVAILABLE
         return grpc.StatusCode.NOT_FOUND if self.not_found else grpc.StatusCode.INTERNAL

@@ -185,7 +185,7 @@ def _add_string_tag(out: Repeated[model_pb2.KeyValue], key: str, value: str) -> 
 # -- Jaeger → OTLP -------------------------------------------------------------------------------------
 
 
-def _status_from_tags(error: bool, code_tag: str | None) -> int:
+def _status_from_tags(error: bool, code_tag: str | None) -> trace_pb2.Status.StatusCode.ValueType:
     """The status code OpenTelemetry reads from a Jaeger span's tags; `otel.status_code` wins."""
     if code_tag is not None:
         code = _STATUS_BY_TAG.get(code_tag)
@@ -243,35 +243,37 @@ def _fill_otlp_span(out: trace_pb2.Span, span: model_pb2.Span) -> None:
 
     parent_found = False
     references = span.references
-    add_link = out.links.add if references else None
-    for ref in references:
-        ref_trace_id = _trace_id(ref.trace_id)
-        ref_span_id = _span_id(ref.span_id)
-        ref_type = ref.ref_type
-        if not parent_found and ref_type == _CHILD_OF and ref_trace_id == trace_id:
-            out.parent_span_id = ref_span_id
-            parent_found = True
-            continue
-        link = add_link()
-        link.trace_id = ref_trace_id
-        link.span_id = ref_span_id
-        attr = link.attributes.add()
-        attr.key = REF_TYPE
-        attr.value.string_value = _REF_TAG_BY_TYPE.get(ref_type, _REF_TYPE_FOLLOWS_FROM)
+    if references:
+        add_link = out.links.add
+        for ref in references:
+            ref_trace_id = _trace_id(ref.trace_id)
+            ref_span_id = _span_id(ref.span_id)
+            ref_type = ref.ref_type
+            if not parent_found and ref_type == _CHILD_OF and ref_trace_id == trace_id:
+                out.parent_span_id = ref_span_id
+                parent_found = True
+                continue
+            link = add_link()
+            link.trace_id = ref_trace_id
+            link.span_id = ref_span_id
+            attr = link.attributes.add()
+            attr.key = REF_TYPE
+            attr.value.string_value = _REF_TAG_BY_TYPE.get(ref_type, _REF_TYPE_FOLLOWS_FROM)
 
     logs = span.logs
-    add_event = out.events.add if logs else None
-    for log in logs:
-        event = add_event()
-        ts = log.timestamp
-        event.time_unix_nano = _fixed64(ts.seconds * _NANOS + ts.nanos)
-        fields = log.fields
-        if fields:
-            for field in fields:
-                if field.key == EVENT and field.v_type == _STRING:
-                    event.name = field.v_str
-                    break
-            _add_otlp_kvs(event.attributes, fields)
+    if logs:
+        add_event = out.events.add
+        for log in logs:
+            event = add_event()
+            ts = log.timestamp
+            event.time_unix_nano = _fixed64(ts.seconds * _NANOS + ts.nanos)
+            fields = log.fields
+            if fields:
+                for field in fields:
+                    if field.key == EVENT and field.v_type == _STRING:
+                        event.name = field.v_str
+                        break
+                _add_otlp_kvs(event.attributes, fields)
 
     start = span.start_time
     start_nanos = _fixed64(start.seconds * _NANOS + start.nanos)

@@ -132,6 +132,10 @@ class OtlpHttpReceiver:
             if status >= 500 and not getattr(exc, "logged", False):
                 log.warning("otlp request failed status=%d error=%r", status, message)
             METRICS.requests.inc(api=transport, outcome=str(status))
+            if isinstance(exc, Overloaded):
+                # Read the unread body through and discard it (a chunk at a time: no memory held), so that the
+                # client, still sending, gets the 503 rather than a reset connection.
+                await request.release()
             headers = ({"WWW-Authenticate": 'Basic realm="cnosdb-jaeger-storage"'} if status == 401
                        else {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(exc, Overloaded) else None)
             return web.Response(status=status, body=_status_body(reply_type, status, message),

@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, unquote
 
 from google.protobuf import json_format
@@ -402,15 +402,18 @@ def _fill_attributes(target: Any, items: list[tuple[str, Any]], types_cell: Any)
             target.add(key=key).value.string_value = text
 
 
-def _enum(text: Any, by_name: dict[str, int]) -> int:
+_Enum = TypeVar("_Enum", bound=int)  # a protobuf enum's ValueType
+
+
+def _enum(text: Any, by_name: dict[str, _Enum]) -> _Enum:
     text = _text(text)
     found = by_name.get(text)
     if found is not None:
         return found
     try:
-        return int(text)
+        return cast(_Enum, int(text))  # an unknown number is kept: proto3 enums are open
     except ValueError:
-        return 0
+        return cast(_Enum, 0)
 
 
 def rows_to_resource_spans(rows: Iterable[dict[str, Any]]) -> list[trace_pb2.ResourceSpans]:

@@ -134,7 +134,8 @@ class BatchWriter:
         self._wake.set()
 
     def _take_batch(self) -> list[_Pending]:
-        batch, spans = [], 0
+        batch: list[_Pending] = []
+        spans = 0
         while self._queue and (not batch or spans + len(self._queue[0].lines) <= self._batch_size):
             pending = self._queue.popleft()
             batch.append(pending)

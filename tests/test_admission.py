@@ -7,9 +7,9 @@ wait, then get the retryable answer of their protocol. Nothing acknowledged is l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +19,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
+import requests
 from harness import cnosdb_lite_process, free_port
 
 from cnosdb_jaeger_storage.proto import trace_service_pb2, trace_service_pb2_grpc
@@ -40,6 +41,17 @@ def export_request(spans: int, attribute_bytes: int = 200) -> trace_service_pb2.
     return request
 
 
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Until the server answers 200: its ports are bound before it has reached CnosDB."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError):
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer 200")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -51,19 +63,13 @@ def rss_mb(pid: int) -> float:
 def stalled(tmp_path: Path) -> Iterator[tuple[str, str, int, subprocess.Popen[bytes]]]:
     """(OTLP/HTTP URL, OTLP/gRPC target, server PID, cnosdb-lite process) with a 64 KiB budget."""
     with cnosdb_lite_process(tmp_path / "lite") as lite_url:
-        grpc_port, http_port = free_port(), free_port()
+        grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
         server = subprocess.Popen([SERVER, "--cnosdb-url", lite_url, "--grpc-addr", f"127.0.0.1:{grpc_port}",
                                    "--otlp-grpc-addr=", "--otlp-http-addr", f"127.0.0.1:{http_port}",
-                                   "--admin-addr=", "--max-inflight-bytes", "65536",
+                                   "--admin-addr", f"127.0.0.1:{admin_port}", "--max-inflight-bytes", "65536",
                                    "--cnosdb-timeout", "60"], stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", http_port), 0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            wait_until_healthy(f"http://127.0.0.1:{admin_port}/healthz", server)  # CnosDB is stopped next
             lite_pid = int(subprocess.check_output(["pgrep", "-f", f"cnosdb-lite --data-dir {tmp_path / 'lite'}"])
                            .split()[0])
             yield f"http://127.0.0.1:{http_port}/v1/traces", f"127.0.0.1:{grpc_port}", server.pid, lite_pid

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -112,7 +113,7 @@ class DatabaseOptions:
         return dict(self.__dict__)
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> DatabaseOptions:
+    def from_json(cls, data: dict[str, Any]) -> DatabaseOptions:
         options = cls(**data)
         if options.buckets is not None:
             options.buckets = [(int(start), int(end)) for start, end in options.buckets]

@@ -135,8 +135,8 @@ def parse(tokens: list[Token], sql: str) -> Command | None:
             c.expect_end()
             return Show(what)
         c.fail("TABLES or DATABASES")
-    if c.peek() is not None and c.peek().is_kw("DESCRIBE", "DESC") and c.peek(1) is not None \
-            and c.peek(1).is_kw("TABLE", "DATABASE"):
+    if (t := c.peek()) is not None and t.is_kw("DESCRIBE", "DESC") and (t1 := c.peek(1)) is not None \
+            and t1.is_kw("TABLE", "DATABASE"):
         c.next()
         what = c.next().value.upper()
         name = c.object_name() if what == "TABLE" else c.ident()
@@ -150,7 +150,7 @@ def parse(tokens: list[Token], sql: str) -> Command | None:
         c.expect_kw("WHERE")
         idents = [t.value for t in tokens[c.i:] if t.kind in ("word", "qident")]
         return Delete(table, c.rest_text(), idents)
-    if c.peek() is not None and c.peek().is_kw("INSERT") and _is_values_insert(tokens):
+    if (t := c.peek()) is not None and t.is_kw("INSERT") and _is_values_insert(tokens):
         return _insert(c)
     return None
 
@@ -161,7 +161,7 @@ def _show_tags(c: Cursor, tag_values: bool) -> ShowTags:
     database = c.ident() if c.kw("ON") else None
     c.expect_kw("FROM")
     table = c.ident()
-    keys = None
+    keys: tuple[str, tuple[str, ...]] | None = None
     if tag_values:
         c.expect_kw("WITH")
         c.expect_kw("KEY")
@@ -188,7 +188,7 @@ def _show_tags(c: Cursor, tag_values: bool) -> ShowTags:
         if not where:
             c.fail("an expression:")
     tail = c.rest_text()
-    if tail and not c.peek().is_kw("ORDER", "LIMIT", "OFFSET"):
+    if tail and (t := c.peek()) is not None and not t.is_kw("ORDER", "LIMIT", "OFFSET"):
         c.fail("end of statement")
     return ShowTags(database, table, keys, where, tail)
 

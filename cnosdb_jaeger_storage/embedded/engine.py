@@ -293,7 +293,7 @@ class Engine:
         """Persist all rows to Parquet and start a new WAL generation (caller may hold the lock)."""
         with self.lock:
             self._expire(self.now_ns())
-            manifest: dict[str, object] = {"wal_gen": self.wal.gen + 1, "tenants": {}}
+            manifest: storage.JsonObject = {"wal_gen": self.wal.gen + 1, "tenants": {}}
             referenced: set[Path] = set()
             for tenant, dbs in self.tenants.items():
                 out_dbs = manifest["tenants"].setdefault(tenant, {})
@@ -325,7 +325,7 @@ class Engine:
                 referenced |= storage.segment_paths(self.data_dir, previous)
             storage.remove_unreferenced(self.data_dir, referenced)
 
-    def _replay(self, header: dict[str, object], body: str) -> None:
+    def _replay(self, header: storage.JsonObject, body: str) -> None:
         """Re-apply one logged operation with its original clock; errors mean it was superseded."""
         tenant, database, now = str(header["tenant"]), str(header["db"]), int(header["now"])
         try:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .engine import Engine
 from .errors import CnosDBError
@@ -205,7 +206,7 @@ async def handle_traces(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def _errors_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.monotonic()
     try:
         response = await handler(request)

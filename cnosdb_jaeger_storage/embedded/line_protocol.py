@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -62,6 +64,10 @@ _NAME_TEXT = {"\x01": " ", "\x02": ",", "\x03": "=", "\x04": '\\"', "\x05": "\\\
 _STRING_TEXT = {"\x04": '"', "\x05": "\\", "\x06": "\\'"}
 _ODD = pa.array([False, True] * 65536 + [False], pa.bool_())      # every second quote-split piece is a string
 _ODD_QUOTES = object()
+
+# A parsed column: (kind, values); by kind and path the values are a list or tuple of Python values, a
+# pyarrow Array, or a placeholder (an ordinal, None) filled in later.
+Column = tuple[str, Any]
 _EXPECTED = {TAG: "string", STRING: "string", I64: "i64", U64: "u64", F64: "f64", BOOL: "bool"}
 
 
@@ -203,7 +209,7 @@ def _uniform_part(text: str, default_time: int) -> tuple[str, tuple] | None:
             or len(set(tag_keys)) != len(tag_keys) or len(set(field_keys)) != len(field_keys) \
             or set(tag_keys) & set(field_keys):
         return None
-    cols: dict[str, tuple[str, object]] = {}
+    cols: dict[str, Column] = {}
     heads = tokens[0::width]
     if tag_keys:
         flat = _split_aligned(heads, len(tag_keys) + 1)
@@ -292,9 +298,10 @@ def _mixed(text: str, default_time: int) -> dict[str, LpTable] | None:
         while True:                                   # a cut inside a quoted string: take the next line too
             piece = text[start:end]
             if escaped:
-                piece = _lift_split(piece)
-                if piece is None:
+                lifted = _lift_split(piece)
+                if lifted is None:
                     return None
+                piece = lifted
             part = _mixed_part(piece, default_time, escaped)
             if part is not _ODD_QUOTES:
                 break
@@ -303,7 +310,7 @@ def _mixed(text: str, default_time: int) -> dict[str, LpTable] | None:
             end = text.find("\n", end + 1, stop)
             if end < 0:
                 end = stop
-        if part is None:
+        if not isinstance(part, tuple):             # None: not this path's input
             return None
         parts.append(part)
         start = end + 1
@@ -405,7 +412,7 @@ def _mixed_cut(text: str, default_time: int, escaped: bool) -> tuple[str, tuple]
     if pc.sum(is_string).as_py() != k:
         return None                               # a quote elsewhere than as a whole field value
     rank = pc.subtract(pc.cumulative_sum(is_string.cast(pa.int64())), _ONE)
-    cols: dict[str, tuple[str, object]] = {}
+    cols: dict[str, Column] = {}
     order = []
     for keys, values, (ordered, offsets, sorted_parents), first, is_tag in (
             (tag_keys, tag_values, tag_order, tag_first, True),
@@ -420,6 +427,7 @@ def _mixed_cut(text: str, default_time: int, escaped: bool) -> tuple[str, tuple]
             elif column[0].as_py() == "\x00":
                 if not pc.all(pc.equal(column, _NUL)).as_py():
                     return None
+                assert sorted_ranks is not None         # a field column (not is_tag)
                 kind, arr = STRING, strings.take(sorted_ranks.slice(start, size))
             else:
                 try:
@@ -502,7 +510,7 @@ def _unlift_strings(strings: pa.Array, present: list[str]) -> pa.Array | None:
     return strings
 
 
-def _value_column(values: pa.Array) -> tuple[str, object]:
+def _value_column(values: pa.Array) -> Column:
     """A column of non-string field values (no keys): kind and Arrow array, as `_number_column`."""
     first = values[0].as_py()
     if not first:
@@ -514,7 +522,7 @@ def _value_column(values: pa.Array) -> tuple[str, object]:
     return _numbers(values, first)
 
 
-def _numbers(values: pa.Array, first: str) -> tuple[str, object]:
+def _numbers(values: pa.Array, first: str) -> Column:
     """Number field values (`1i`, `2u`, `3.5`), typed by the first one's suffix and checked all at once."""
     kind, regex, arrow_type = {"i": (I64, _INT_RE, pa.int64()), "u": (U64, _UINT_RE, pa.uint64())}.get(
         first[-1], (F64, _FLOAT_RE, pa.float64()))
@@ -590,7 +598,7 @@ def _cut(text: str) -> tuple[dict[tuple[str, int, int], _Group], bool]:
     return groups, escaped
 
 
-def _unlift_names(table: str, cols: dict[str, tuple[str, object]]) -> str:
+def _unlift_names(table: str, cols: dict[str, Column]) -> str:
     """Put escaped characters back: names and tag values as CnosDB's `escape()`, strings as its unescape."""
     if _PLACEHOLDER_RE.search(table):
         if "\x03" in table:                       # `\=` is not a measurement escape
@@ -621,7 +629,7 @@ def _convert(key: tuple[str, int, int], g: _Group, default_time: int, escaped: b
     if len(set(tag_keys)) != len(tag_keys) or len(set(field_keys)) != len(field_keys) \
             or set(tag_keys) & set(field_keys) or not all(field_keys) or not table:
         raise _Fallback
-    cols: dict[str, tuple[str, object]] = {}
+    cols: dict[str, Column] = {}
     if tag_keys:
         tag_cols = list(zip(*[h.split(",") for h in g.heads], strict=True))
         for j, tag in enumerate(tag_keys, 1):
@@ -653,7 +661,7 @@ def _convert(key: tuple[str, int, int], g: _Group, default_time: int, escaped: b
     return table, (n, times, cols)
 
 
-def _number_column(name: str, items: tuple[str, ...]) -> tuple[str, object]:
+def _number_column(name: str, items: Sequence[str]) -> Column:
     """A column of `name=value` items that are not strings: check the keys, then the values, in bulk."""
     p = len(name) + 1
     first = items[0][p:]
@@ -692,7 +700,7 @@ def _rows_to_parts(lines: list[Line]) -> list[tuple[str, tuple]]:
     return out
 
 
-def _assemble(parts: list[tuple[int, list, dict[str, tuple[str, object]]]]) -> LpTable:
+def _assemble(parts: list[tuple[int, list, dict[str, Column]]]) -> LpTable:
     """Step 3: the parts of one table into one Arrow table, rejecting columns written with two kinds."""
     kinds: dict[str, str] = {}
     tables = []

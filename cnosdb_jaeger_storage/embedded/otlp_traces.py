@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -136,7 +138,7 @@ def attribute_text(value: common_pb2.AnyValue) -> str:
     return _debug_any_value(value).lower()
 
 
-def _put_attributes(columns: dict[str, str | int], prefix: str, attributes) -> None:
+def _put_attributes(columns: dict[str, str | int], prefix: str, attributes: Iterable[common_pb2.KeyValue]) -> None:
     for kv in attributes:
         if kv.HasField("value"):  # a KeyValue without value is skipped; an empty AnyValue gives ""
             columns[prefix + "attributes/" + kv.key] = attribute_text(kv.value)
@@ -219,7 +221,13 @@ def _span_columns(span: trace_pb2.Span) -> dict[str, str | int]:
     return columns
 
 
-def _enum_name(enum_type, number: int, default: str) -> str:
+class _EnumType(Protocol):
+    """A protobuf enum type (its EnumTypeWrapper), as far as `_enum_name` uses it."""
+
+    def Name(self, number: int) -> str: ...
+
+
+def _enum_name(enum_type: _EnumType, number: int, default: str) -> str:
     try:
         return enum_type.Name(number)
     except ValueError:

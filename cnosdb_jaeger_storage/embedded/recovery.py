@@ -36,11 +36,11 @@ class Loaded:
 
     tenants: Tenants
     wal_gen: int
-    manifest: dict[str, object] | None     # the state loaded, kept as previous by the next checkpoint
+    manifest: storage.JsonObject | None     # the state loaded, kept as previous by the next checkpoint
     damaged: list[Path] = field(default_factory=list)   # unreadable segments found (renamed .corrupt)
 
 
-def empty_manifest() -> dict[str, object]:
+def empty_manifest() -> storage.JsonObject:
     """The state of a new data directory, as a manifest: replaying the whole WAL onto it rebuilds all."""
     options = Database(DEFAULT_DATABASE).options.to_json()
     return {"wal_gen": 0, "tenants": {DEFAULT_TENANT: {DEFAULT_DATABASE: {"options": options, "tables": {}}}}}
@@ -70,7 +70,7 @@ def load(data_dir: Path) -> Loaded:
     return Loaded(tenants, int(current["wal_gen"]), None, sorted(bad))
 
 
-def build(data_dir: Path, manifest: dict[str, object]) -> tuple[Tenants, dict[Path, str]]:
+def build(data_dir: Path, manifest: storage.JsonObject) -> tuple[Tenants, dict[Path, str]]:
     """The tenants `manifest` describes, and its segments that could not be read (path -> error)."""
     tenants: Tenants = {}
     bad: dict[Path, str] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NoReturn, cast
 
 from .errors import multi_statement, sql_parser
 
@@ -41,7 +42,7 @@ def tokenize(sql: str) -> list[Token]:
         m = _TOKEN_RE.match(sql, pos)
         if m is None:
             raise sql_parser(f"Unexpected character {sql[pos]!r} at position {pos}")
-        kind = m.lastgroup
+        kind = cast(str, m.lastgroup)  # every alternative of _TOKEN_RE is a named group
         text = m.group()
         pos = m.end()
         if kind == "ws":
@@ -139,7 +140,7 @@ class Cursor:
             name = self.ident()
         return name
 
-    def fail(self, expected: str) -> None:
+    def fail(self, expected: str) -> NoReturn:
         t = self.peek()
         raise sql_parser(f"Expected {expected}, found: {t.text if t else 'EOF'}")
 

@@ -42,9 +42,9 @@ def run_command(engine: Engine, tenant: str, database: str, cmd: ddl.Command, no
         engine._contexts.pop((tenant, cmd.name), None)
         return None
     if isinstance(cmd, ddl.AlterDatabase):
-        db = engine._database(tenant, cmd.name)
+        altered = engine._database(tenant, cmd.name)
         for key, value in cmd.changes.items():
-            setattr(db.options, key, value)
+            setattr(altered.options, key, value)
         engine._expire(now)
         return None
     if isinstance(cmd, ddl.Show) and cmd.what == "DATABASES":
@@ -56,8 +56,7 @@ def run_command(engine: Engine, tenant: str, database: str, cmd: ddl.Command, no
     if isinstance(cmd, ddl.Show):   # CnosDB lists no tables of a missing database
         return pa.table({"table_name": pa.array(sorted(db.tables) if db else [], pa.string())})
     if isinstance(cmd, ddl.Describe):
-        table = db.tables.get(cmd.name) if db else None
-        if table is None:
+        if db is None or (table := db.tables.get(cmd.name)) is None:
             raise errors.table_not_found(f"{tenant}.{database}.{cmd.name}")
         return _describe_table(table, db.time_unit)
     if db is None:

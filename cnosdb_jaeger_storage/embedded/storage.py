@@ -30,10 +30,15 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+# A decoded JSON object: a manifest or a WAL record header. Its shape is the format described above,
+# checked where it is read, not by the type checker.
+JsonObject = dict[str, Any]
 
 _FRAME = struct.Struct("<II")
 
@@ -64,7 +69,7 @@ class Wal:
     def size(self) -> int:
         return self._written
 
-    def append(self, header: dict[str, object], body: str) -> int:
+    def append(self, header: JsonObject, body: str) -> int:
         """Write one record (caller holds the engine lock); returns the offset to pass to `sync`."""
         head = json.dumps(header, separators=(",", ":")).encode() + b"\n"
         data = body.encode()                  # written as is: a large body is not copied again
@@ -100,7 +105,7 @@ def wal_generations(directory: Path) -> list[int]:
     return sorted(int(p.stem) for p in directory.glob("*.log") if p.stem.isdigit())
 
 
-def replay(directory: Path, from_gen: int) -> Iterator[tuple[dict[str, object], str]]:
+def replay(directory: Path, from_gen: int) -> Iterator[tuple[JsonObject, str]]:
     """Every intact record of the generations ≥ from_gen, in order; stops a file at a torn tail."""
     for gen in wal_generations(directory):
         if gen < from_gen:
@@ -170,12 +175,12 @@ MANIFEST = "manifest.json"
 PREVIOUS_MANIFEST = "manifest.prev.json"
 
 
-def load_manifest(data_dir: Path, name: str = MANIFEST) -> dict[str, object] | None:
+def load_manifest(data_dir: Path, name: str = MANIFEST) -> JsonObject | None:
     path = data_dir / name
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _replace_json(data_dir: Path, name: str, value: dict[str, object]) -> None:
+def _replace_json(data_dir: Path, name: str, value: JsonObject) -> None:
     tmp = data_dir / (name + ".tmp")
     with open(tmp, "w") as f:
         json.dump(value, f)
@@ -184,7 +189,7 @@ def _replace_json(data_dir: Path, name: str, value: dict[str, object]) -> None:
     os.replace(tmp, data_dir / name)
 
 
-def commit_manifest(data_dir: Path, manifest: dict[str, object], previous: dict[str, object] | None) -> None:
+def commit_manifest(data_dir: Path, manifest: JsonObject, previous: JsonObject | None) -> None:
     """Make `manifest` current, keeping `previous` (the state it replaces) as the fallback of recovery.
 
     `previous` is written first: a crash in between leaves both files naming a complete state."""
@@ -196,9 +201,9 @@ def commit_manifest(data_dir: Path, manifest: dict[str, object], previous: dict[
     fsync_dir(data_dir)
 
 
-def segment_paths(data_dir: Path, manifest: dict[str, object]) -> set[Path]:
+def segment_paths(data_dir: Path, manifest: JsonObject) -> set[Path]:
     """Every Parquet file `manifest` names."""
-    paths = set()
+    paths: set[Path] = set()
     for tenant, dbs in manifest["tenants"].items():
         for db, info in dbs.items():
             for table, tinfo in info["tables"].items():

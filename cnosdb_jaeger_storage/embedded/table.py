@@ -132,6 +132,7 @@ class Table:
         times = batch.column("time")
         lo, hi = pc.min_max(times.cast(pa.int64())).values()
         lo, hi = lo.as_py(), hi.as_py()
+        chunks: list[Chunk | None] = list(self.chunks)   # None: a chunk whose rows all merged into `batch`
         for i, chunk in enumerate(self.chunks):
             if chunk.tmax < lo or chunk.tmin > hi:
                 continue
@@ -147,8 +148,8 @@ class Table:
             keys = self._keys(batch)
             remaining = pa.Table.from_batches([rest, kept], self.schema)
             remaining = remaining.take(pc.sort_indices(remaining.column("time"))).combine_chunks()
-            self.chunks[i] = _make_chunk(remaining.to_batches()[0]) if remaining.num_rows else None
-        self.chunks = [c for c in self.chunks if c is not None]
+            chunks[i] = _make_chunk(remaining.to_batches()[0]) if remaining.num_rows else None
+        self.chunks = [c for c in chunks if c is not None]
         return batch, keys
 
     def seal(self) -> list[Chunk]:
