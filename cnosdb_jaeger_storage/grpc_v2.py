@@ -144,7 +144,6 @@ class TraceReader(trace_storage_grpc.TraceReaderServicer):
             pb.FoundTraceID(trace_id=bytes.fromhex(t.trace_id), start=ns_timestamp(t.first_start),
                             end=ns_timestamp(t.last_end)) for t in found])
 
-
     @streaming("v2")
     async def FindTraceSummaries(self, request: pb.FindTraceSummariesRequest, context: grpc.aio.ServicerContext
                                  ) -> AsyncIterator[pb.FindTraceSummariesResponse]:
