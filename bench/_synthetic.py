@@ -1,4 +1,4 @@
-"""The synthetic span of perf-ceilings.md, shared by the benchmarks: 10 attributes of mixed types, one event
+"""The synthetic span every benchmark sends: 10 attributes of mixed types, one event
 with 2 attributes, a status; its resource has service.name and 4 more attributes."""
 
 from __future__ import annotations

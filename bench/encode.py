@@ -1,5 +1,5 @@
 """Ingest encoding speed on one core: decode a 512-span ExportTraceServiceRequest and encode it to line
-protocol. The spans are shaped like those of docs perf-ceilings: 10 attributes of mixed types, one event
+protocol. The spans are bench/_synthetic.py's: 10 attributes of mixed types, one event
 with two attributes, a status, five resource attributes. Prints figures only.
 
 Run: python -m bench.encode [--requests N] [--rounds N]

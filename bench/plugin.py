@@ -5,7 +5,7 @@ stored spans, bytes per span on disk and peak RSS. Prints figures only, no asser
 
 The server (`cnosdb-jaeger-storage`) and the database (`cnosdb-lite`) run as two subprocesses on loopback,
 so that the CPU each spends is read apart from /proc/<pid>/stat (utime + stime) and the load generator's
-own CPU is not counted. Spans are shaped like docs perf-ceilings' synthetic span: 10 attributes of mixed
+own CPU is not counted. Spans are bench/_synthetic.py's synthetic span: 10 attributes of mixed
 types, one event with two attributes, a status, a resource with service.name (20 services) and 4 more
 attributes, 512 spans per request, 8 spans per trace (a parent chain; the 8 levels of a trace come from
 8 requests of different services, so that GetDependencies has edges to count).

@@ -1,6 +1,6 @@
 """cnosdb-lite's HTTP API: the CnosDB 2.4.3 routes a Jaeger storage backend uses, over an `Engine`.
 
-Routes (facts section 1): `GET|HEAD /api/v1/ping`, `POST /api/v1/sql`, `POST /api/v1/write`,
+Routes, as CnosDB v2.4.3 serves them: `GET|HEAD /api/v1/ping`, `POST /api/v1/sql`, `POST /api/v1/write`,
 `POST /api/v1/traces`. Statuses, error codes and bodies follow CnosDB's warp service
 (`main/src/http/http_service.rs`), including the order in which it checks a request:
 body size (413) → `Authorization` present (400) → per-route headers → `Content-Encoding` (400) →

@@ -272,7 +272,7 @@ def flatten_request(body: bytes) -> list[SpanRow]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Line protocol (facts section 2). CnosDB's parser drops a backslash only before `,`, space and `=`;
+# Line protocol, as CnosDB v2.4.3 parses it. CnosDB's parser drops a backslash only before `,`, space and `=`;
 # after a backslash it accepts only `, space = \ " '` in names and tag values, and only `\ " '` inside
 # string fields, where it unescapes `\\` and `\"`.
 

@@ -1,6 +1,6 @@
 """Scan accounting: which series of which table a statement would make CnosDB read, and how.
 
-CnosDB reads a table series by series; its tag index picks the series (facts §2).  The index narrows the
+CnosDB reads a table series by series; its tag index picks the series (CnosDB v2.4.3).  The index narrows the
 read when a top-level conjunct is an equality of a tag with a literal, or an IN list / OR chain of 1–3
 such equalities on one tag (several such conjuncts intersect).  An IN list or OR chain of 4 or more values
 gets the domain "all": every series is read and filtered, as with no tag condition at all.  Time and field

@@ -1,4 +1,4 @@
-"""Quirks mode: CnosDB's exact-pushed field comparisons match rows written before the field existed (facts §1).
+"""Quirks mode: CnosDB's exact-pushed field comparisons match rows written before the field existed (CnosDB v2.4.3).
 
 Every test names its mode: `quirks=True` reproduces CnosDB, `quirks=False` is lite's correct filtering.
 """

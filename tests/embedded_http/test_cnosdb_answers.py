@@ -1,4 +1,4 @@
-"""Over HTTP: CnosDB's measured answers (facts §6), SHOW TAG VALUES, quirks mode and the scan header."""
+"""Over HTTP: CnosDB v2.4.3's measured answers, SHOW TAG VALUES, quirks mode and the scan header."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routes, statuses, auth, body limits and the write endpoint of cnosdb-lite (facts section 1)."""
+"""Routes, statuses, auth, body limits and the write endpoint of cnosdb-lite."""
 
 from __future__ import annotations
 
