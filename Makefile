@@ -12,7 +12,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[embedded,test]'
 	touch $@
 
 protos: $(GEN)/.stamp

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cnosdb_jaeger_storage.embedded import Engine
+from cnosdb_lite import Engine
 
 SPANS_PER_TRACE = 8
 BASE_TS = 1_700_000_000_000_000_000

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import ipaddress
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from cnosdb_lite import clikit
+from cnosdb_lite.durations import parse_duration
 
 ENV_PREFIX = "CNOSDB_JAEGER_"
 
@@ -29,19 +29,10 @@ DEFAULT_TABLE = "jaeger_spans"
 DEFAULT_TTL = "7d"
 COMPRESSIONS = ("auto", "gzip", "none")
 
-_TTL_PART = re.compile(r"(\d+)\s*([a-z]*)")
-_TTL_TEXT = re.compile(r"(?:\d+\s*[a-z]*\s*)+")
-# CnosDB's units (Rust humantime): a bare number is days; a month is 30.44 days, a year 365.25 days.
-_TTL_UNITS = {"": 86400, "d": 86400, "day": 86400, "days": 86400, "h": 3600, "hour": 3600, "hours": 3600,
-              "m": 60, "min": 60, "minutes": 60, "s": 1, "sec": 1, "secs": 1, "ms": 0.001, "us": 1e-6,
-              "ns": 1e-9, "w": 604800, "week": 604800, "weeks": 604800, "month": 2_630_016,
-              "months": 2_630_016, "y": 31_557_600, "year": 31_557_600, "years": 31_557_600}
 
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> str:
-    environ = os.environ if environ is None else environ
-    base = environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
-    return os.path.join(base, "cnosdb-jaeger-storage")
+    return str(clikit.default_data_dir("cnosdb-jaeger-storage", environ))
 
 
 @dataclass(frozen=True)
@@ -153,33 +144,18 @@ def _env(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("cnosdb-jaeger-storage")
-    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnosdb-jaeger-storage",
         description="Jaeger remote storage (v1 and v2 gRPC APIs) and an OTLP receiver over CnosDB. "
                     "Every option has an environment-variable twin, shown in brackets.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {clikit.version()}")
     for f in dataclasses.fields(Config):
         default = _default_of(f)
         parser.add_argument(_flag(f.name), dest=f.name, type=_parser_of(default), default=None,
                             help=f"{f.metadata['help']} [{_env(f.name)}] (default: {default!r})")
     return parser
-
-
-def boolean(text: str) -> bool:
-    """'true'/'false' (also 1/0, yes/no) for a flag or environment variable."""
-    value = text.strip().lower()
-    if value not in ("true", "false", "1", "0", "yes", "no"):
-        raise ValueError(f"{text!r} is not true or false")
-    return value in ("true", "1", "yes")
 
 
 def _default_of(f: dataclasses.Field[Any]) -> object:
@@ -193,7 +169,7 @@ def _default_of(f: dataclasses.Field[Any]) -> object:
 
 
 def _parser_of(default: object) -> Callable[[str], object]:
-    return boolean if isinstance(default, bool) else type(default)
+    return clikit.parse_bool if isinstance(default, bool) else type(default)
 
 
 class ConfigError(ValueError):
@@ -250,7 +226,7 @@ def validate(config: Config) -> None:
         raise ConfigError("--cnosdb-wait must be at least 0 seconds")
     if not config.cnosdb_timeout > 0:
         raise ConfigError("--cnosdb-timeout must be more than 0 seconds")
-    if config.log_level not in ("debug", "info", "warning", "error"):
+    if config.log_level not in clikit.LOG_LEVELS:
         raise ConfigError("--log-level must be debug, info, warning or error")
     for name in ("grpc_addr", "otlp_grpc_addr", "otlp_http_addr", "query_http_addr", "admin_addr", "purge_addr"):
         value = getattr(config, name)
@@ -264,18 +240,16 @@ def validate(config: Config) -> None:
 
 def ttl_seconds(ttl: str) -> int | None:
     """'7d' → 604800, and CnosDB's own spelling ('11months 30days 3h 50m 24s'); None for 'INF' or unreadable."""
-    text = ttl.strip().lower()
-    if text == "inf" or not _TTL_TEXT.fullmatch(text):
+    try:
+        ns = parse_duration(ttl)
+    except ValueError:
         return None
-    parts = _TTL_PART.findall(text)
-    if any(unit not in _TTL_UNITS for _, unit in parts):
-        return None
-    return round(sum(int(n) * _TTL_UNITS[unit] for n, unit in parts))
+    return None if ns is None else ns // 10**9
 
 
 def split_addr(addr: str, option: str = "address") -> tuple[str, int]:
     """'host:port' or ':port' (all interfaces) into (host, port)."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"{option}: {addr!r} is not host:port")
-    return (host.strip("[]") or "0.0.0.0"), int(port)
+    try:
+        return clikit.parse_addr(addr)
+    except ValueError:
+        raise ConfigError(f"{option}: {addr!r} is not host:port") from None

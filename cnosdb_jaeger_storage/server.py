@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from aiohttp import web
@@ -29,6 +30,10 @@ from .otlp_http import OtlpHttpReceiver
 from .store import Target, TraceStore
 from .tenancy import Tenancy, parse_tenants
 from .writer import BatchWriter
+
+if TYPE_CHECKING:  # imported at run time only when the embedded default starts (the `embedded` extra)
+    from cnosdb_lite.engine import Engine
+    from cnosdb_lite.http_server import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +125,8 @@ class Server:
     grpc_servers: list[grpc.aio.Server] = field(default_factory=list)
     http_runners: list[web.AppRunner] = field(default_factory=list)
     writers: list[BatchWriter] = field(default_factory=list)
-    embedded: object | None = None  # the in-process cnosdb-lite, if any
-    engine: object | None = None
+    embedded: RunningServer | None = None  # the in-process cnosdb-lite, if any
+    engine: Engine | None = None
     ready: bool = False  # the configured databases exist: until then /healthz says so
 
     @property
@@ -138,9 +143,9 @@ class Server:
             await writer.close()
         await self.client.close()
         if self.embedded is not None:
-            await self.embedded.close()  # type: ignore[attr-defined]
+            await self.embedded.close()
         if self.engine is not None:
-            self.engine.close()  # type: ignore[attr-defined]
+            self.engine.close()
 
 
 async def start(config: Config) -> Server:
@@ -149,10 +154,13 @@ async def start(config: Config) -> Server:
     url = config.cnosdb_url
     try:
         if config.embedded:
-            from .embedded.engine import Engine
-            from .embedded.http_server import start_server
-            from .embedded.lock import DataDirLocked
-
+            try:  # the `embedded` extra: pyarrow and DataFusion, only needed here
+                from cnosdb_lite.engine import Engine
+                from cnosdb_lite.http_server import start_server
+                from cnosdb_lite.lock import DataDirLocked
+            except ImportError as exc:
+                raise StartupError(f"the embedded cnosdb-lite cannot start ({exc}): install it with "
+                                   "pip install 'cnosdb-jaeger-storage[embedded]', or give --cnosdb-url") from None
             _check_data_dir(config.data_dir)
             try:
                 engine = Engine(config.data_dir)

@@ -465,7 +465,7 @@ def test_event_time_is_exact_though_cnosdbs_column_is_a_double():
 def test_embedded_engine_stores_the_rows_the_parser_expects(tmp_path, make):
     import pyarrow as pa
 
-    from cnosdb_jaeger_storage.embedded.engine import Engine
+    from cnosdb_lite.engine import Engine
 
     rs_list = make()
     lines = encode_resource_spans("jaeger_spans", rs_list)

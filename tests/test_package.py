@@ -9,13 +9,14 @@ import sys
 import sysconfig
 import time
 import venv
+import zipfile
 from pathlib import Path
 
 import grpc
 import requests
-from harness import free_port, wait_for_port
+from harness import cnosdb_lite_process, free_port, wait_for_port
 
-from cnosdb_jaeger_storage.proto import storage_v1_grpc, trace_service_pb2
+from cnosdb_jaeger_storage.proto import model_pb2, storage_v1_grpc, trace_service_pb2
 from cnosdb_jaeger_storage.proto import storage_v1_pb2 as v1
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,12 @@ def test_a_built_wheel_installs_and_serves(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"),
                     str(source)], check=True, timeout=600)
     [wheel] = (tmp_path / "dist").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        [metadata] = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+        requires = [line for line in archive.read(metadata).decode().splitlines() if line.startswith("Requires-Dist:")]
+    engine_libraries = [line for line in requires if line.split()[1].startswith(("pyarrow", "datafusion"))]
+    assert all("extra ==" in line for line in engine_libraries), requires  # never pulled by a plain install
+    assert sum('extra == "embedded"' in line for line in engine_libraries) == 2, requires
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
@@ -73,3 +80,61 @@ def test_a_built_wheel_installs_and_serves(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(30)
+
+
+# Run as `python -c`: pyarrow and DataFusion (the `embedded` extra) cannot be imported, as on an install without it.
+_WITHOUT_EMBEDDED = """
+import importlib.abc, sys
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pyarrow", "datafusion"):
+            raise ImportError(f"No module named {name!r}")
+sys.meta_path.insert(0, Absent())
+"""
+
+
+def test_the_plugin_needs_no_embedded_extra_to_import() -> None:
+    script = _WITHOUT_EMBEDDED + """
+import pkgutil, importlib, cnosdb_jaeger_storage
+names = [m.name for m in pkgutil.walk_packages(cnosdb_jaeger_storage.__path__, "cnosdb_jaeger_storage.")]
+for name in names:
+    importlib.import_module(name)
+import cnosdb_lite.clikit, cnosdb_lite.durations
+print(len(names), sorted(m for m in sys.modules if m.split(".")[0] in ("pyarrow", "datafusion")))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    count, loaded = result.stdout.split(" ", 1)
+    assert int(count) > 20 and loaded.strip() == "[]"
+
+
+def test_without_the_embedded_extra_the_server_serves_a_real_cnosdb_and_says_what_the_default_needs(
+        tmp_path: Path) -> None:
+    def serve(*args: str) -> subprocess.Popen[str]:
+        script = _WITHOUT_EMBEDDED + f"from cnosdb_jaeger_storage.cli import main; sys.exit(main({list(args)!r}))"
+        return subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+    embedded = serve("--grpc-addr", f"127.0.0.1:{free_port()}", "--otlp-grpc-addr=", "--otlp-http-addr=",
+                     "--admin-addr=", "--data-dir", str(tmp_path / "data"))
+    _, stderr = embedded.communicate(timeout=60)
+    assert embedded.returncode == 1 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("cnosdb-jaeger-storage: the embedded cnosdb-lite cannot start")
+    assert "pip install 'cnosdb-jaeger-storage[embedded]'" in stderr and "--cnosdb-url" in stderr
+
+    grpc_port = free_port()
+    with cnosdb_lite_process(tmp_path / "lite") as url:
+        remote = serve("--grpc-addr", f"127.0.0.1:{grpc_port}", "--otlp-grpc-addr=", "--otlp-http-addr=",
+                       "--admin-addr=", "--cnosdb-url", url)
+        try:
+            wait_for_port(grpc_port, remote, 60)
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                span = model_pb2.Span(trace_id=b"\x03" * 16, span_id=b"\x04" * 8, operation_name="op",
+                                      process=model_pb2.Process(service_name="no-extra"))
+                span.start_time.FromNanoseconds(time.time_ns())
+                storage_v1_grpc.SpanWriterPluginStub(channel).WriteSpan(v1.WriteSpanRequest(span=span), timeout=30)
+                chunks = list(storage_v1_grpc.SpanReaderPluginStub(channel).GetTrace(
+                    v1.GetTraceRequest(trace_id=b"\x03" * 16), timeout=30))
+            assert [(s.process.service_name, s.operation_name) for c in chunks for s in c.spans] == [("no-extra", "op")]
+        finally:
+            remote.terminate()
+            remote.communicate(timeout=30)

@@ -16,10 +16,10 @@ import grpc
 import pytest
 from harness import RunningServer, running_server, server_config
 
-from cnosdb_jaeger_storage.embedded.scan import TableScan
 from cnosdb_jaeger_storage.proto import model_pb2, storage_v1_grpc, trace_storage_grpc
 from cnosdb_jaeger_storage.proto import storage_v1_pb2 as pb
 from cnosdb_jaeger_storage.proto import trace_storage_pb2 as v2
+from cnosdb_lite.scan import TableScan
 
 NOW = time.time_ns() - 60 * 10**9
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded.engine import Engine
+from cnosdb_lite.engine import Engine
 
 from .lite_client import BackgroundServer, Client
 

@@ -12,9 +12,9 @@ import random
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded import CnosDBError
-from cnosdb_jaeger_storage.embedded import line_protocol as lp
-from cnosdb_jaeger_storage.embedded.lp_exact import LpError
+from cnosdb_lite import CnosDBError
+from cnosdb_lite import line_protocol as lp
+from cnosdb_lite.lp_exact import LpError
 
 NOW = 1_700_000_000_000_000_000
 TAG_KEYS = ["service", "trace_id", "span_id", "parent", "name", "st\\ atus", "a\\,b", "k\\=v", "q\\\"t", "ünï"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded import CnosDBError, Engine
+from cnosdb_lite import CnosDBError, Engine
 
 LINES = "\n".join([
     "test,t0=a,t1=b,t2=c f0=1,f1=\"2\" 0",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded import cli
+from cnosdb_lite import cli
 
 from .lite_client import Client, basic
 
@@ -108,7 +108,7 @@ class LiteProcess:
     def __init__(self, data_dir: Path, *extra: str) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cnosdb_jaeger_storage.embedded.cli", "--data-dir", str(data_dir),
+            [sys.executable, "-m", "cnosdb_lite.cli", "--data-dir", str(data_dir),
              "--http-addr", "127.0.0.1:0", "--log-level", "info", *extra],
             stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
         )

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded import Engine
-from cnosdb_jaeger_storage.embedded.lock import LOCK_FILE, DataDirLock, DataDirLocked
+from cnosdb_lite import Engine
+from cnosdb_lite.lock import LOCK_FILE, DataDirLock, DataDirLocked
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 OPEN = textwrap.dedent("""
     import sys
-    from cnosdb_jaeger_storage.embedded import Engine
-    from cnosdb_jaeger_storage.embedded.lock import DataDirLocked
+    from cnosdb_lite import Engine
+    from cnosdb_lite.lock import DataDirLocked
     try:
         e = Engine(sys.argv[1])
     except DataDirLocked as exc:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded.scan import HEADER
+from cnosdb_lite.scan import HEADER
 
 from .lite_client import BackgroundServer, Client, basic
 

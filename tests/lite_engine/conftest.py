@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded.engine import Engine
+from cnosdb_lite.engine import Engine
 
 from .fake_clock import Clock
 

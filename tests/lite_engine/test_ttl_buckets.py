@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded import CnosDBError, Engine
-from cnosdb_jaeger_storage.embedded.catalog import I64_MAX, I64_MIN, YEAR_NS, bucket_range
+from cnosdb_lite import CnosDBError, Engine
+from cnosdb_lite.catalog import I64_MAX, I64_MIN, YEAR_NS, bucket_range
 
 from .fake_clock import NOW, Clock
 

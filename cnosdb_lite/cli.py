@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import logging
 import os
 import signal
@@ -15,20 +14,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import clikit
 from .lock import DataDirLocked
 
 DEFAULT_HTTP_ADDR = "127.0.0.1:8902"  # CnosDB's default HTTP port
 DEFAULT_USER = "root"
 DEFAULT_LOG_LEVEL = "warning"
-LOG_LEVELS = ("debug", "info", "warning", "error")
 ENV_PREFIX = "CNOSDB_LITE_"
 
 log = logging.getLogger("cnosdb_lite")
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "cnosdb-lite"
+    return clikit.default_data_dir("cnosdb-lite")
 
 
 def _env(name: str) -> str | None:
@@ -40,21 +38,18 @@ def _env_bool(name: str) -> bool:
     value = _env(name)
     if value is None:
         return False
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise SystemExit(f"cnosdb-lite: error: {ENV_PREFIX}{name} must be true or false, not {value!r}")
+    try:
+        return clikit.parse_bool(value)
+    except ValueError:
+        raise SystemExit(f"cnosdb-lite: error: {ENV_PREFIX}{name} must be true or false, not {value!r}") from None
 
 
 def parse_http_addr(text: str) -> tuple[str, int]:
     """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host or "0.0.0.0", int(port_text)
+    try:
+        return clikit.parse_addr(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}") from None
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -62,13 +57,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.dest == "password":  # never echo a password taken from the environment
             return action.help
         return super()._get_help_string(action)
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("cnosdb-jaeger-storage")  # the distribution cnosdb-lite ships in
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {clikit.version()}")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -126,32 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level",
-        choices=LOG_LEVELS,
+        choices=clikit.LOG_LEVELS,
         default=(_env("LOG_LEVEL") or DEFAULT_LOG_LEVEL).lower(),
         help=f"least severe log records written to stderr as key=value lines; 'info' adds start-up "
         f"and shutdown, 'debug' one line per request [env {ENV_PREFIX}LOG_LEVEL]",
     )
     return parser
-
-
-class _KeyValueFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        text = (
-            f"ts={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')} level={record.levelname.lower()} "
-            f"logger={record.name} {record.getMessage()}"
-        )
-        if record.exc_info:
-            error = self.formatException(record.exc_info).replace("\n", "\\n")
-            text += f' exc="{error}"'
-        return text
-
-
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_KeyValueFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -191,7 +159,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.log_level)
+    clikit.setup_logging(args.log_level)
     try:
         return asyncio.run(_serve(args))
     except DataDirLocked as exc:          # another process owns the directory: one line, no traceback

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded import Engine
-from cnosdb_jaeger_storage.embedded.scan import ScanReport, TableScan
+from cnosdb_lite import Engine
+from cnosdb_lite.scan import ScanReport, TableScan
 
 # 5 traces x 2 spans; one series per span (trace-layout tags), 2 services.
 LINES = "\n".join(f"spans,service=s{t % 2},trace_id=t{t},span_id=p{t}{s} dur={t * 10 + s}i {t * 100 + s}"

@@ -9,7 +9,7 @@ import zlib
 import pytest
 import zstandard
 
-from cnosdb_jaeger_storage.embedded.result_format import decode_body, encode_body
+from cnosdb_lite.result_format import decode_body, encode_body
 
 CSV = "Int64(1)\n1\n"
 

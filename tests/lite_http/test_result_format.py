@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from cnosdb_jaeger_storage.embedded.result_format import (
+from cnosdb_lite.result_format import (
     ResultFormat,
     format_table,
     parse_accept,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded import Engine
-from cnosdb_jaeger_storage.embedded.quirks import ENV
+from cnosdb_lite import Engine
+from cnosdb_lite.quirks import ENV
 
 WRITES = ['t2,tg=a g=1 1000', 't2,tg=b g=2 2000', 't2,tg=c f="PUT",g=3 3000', 't2,tg=d f="GET",g=4 4000']
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from cnosdb_jaeger_storage.embedded.engine import Engine
-from cnosdb_jaeger_storage.embedded.http_server import RunningServer, start_server
+from cnosdb_lite.engine import Engine
+from cnosdb_lite.http_server import RunningServer, start_server
 
 AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 _names = itertools.count()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded import CnosDBError
-from cnosdb_jaeger_storage.embedded.line_protocol import parse
+from cnosdb_lite import CnosDBError
+from cnosdb_lite.line_protocol import parse
 
 NOW = 1_700_000_000_000_000_000
 

@@ -9,11 +9,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-from cnosdb_jaeger_storage.embedded import Engine
+from cnosdb_lite import Engine
 
 WRITER = textwrap.dedent("""
     import sys
-    from cnosdb_jaeger_storage.embedded import Engine
+    from cnosdb_lite import Engine
     e = Engine(sys.argv[1])
     i = 0
     while True:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded import CnosDBError, Engine
-from cnosdb_jaeger_storage.embedded import table as table_mod
+from cnosdb_lite import CnosDBError, Engine
+from cnosdb_lite import table as table_mod
 
 from .fake_clock import NOW, Clock
 
@@ -168,7 +168,7 @@ def test_in_request_conflict_writes_nothing(engine: Engine) -> None:
 
 
 def test_ttl_rejects_old_writes_and_expires_data(tmp_path: Path, clock: Clock) -> None:
-    """With one-day buckets (the default is a year: tests/embedded/test_ttl_buckets.py has the rules)."""
+    """With one-day buckets (the default is a year: tests/lite_engine/test_ttl_buckets.py has the rules)."""
     e = Engine(tmp_path, now_ns=clock)
     e.execute("cnosdb", "public", "CREATE DATABASE d WITH TTL '2d' VNODE_DURATION '1d'")
     e.write_lines("cnosdb", "d", f"m,t=a f=1 {NOW - DAY}\nm,t=b f=2 {NOW}")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded.http_server import SQL_BODY_LIMIT, WRITE_BODY_LIMIT
+from cnosdb_lite.http_server import SQL_BODY_LIMIT, WRITE_BODY_LIMIT
 
 from .lite_client import ROOT, basic
 

@@ -18,7 +18,6 @@ TTL works on buckets, as in CnosDB's meta (`meta/src/store/storage.rs process_cr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import durations
 from .errors import coordinator_common, not_support, sql_parser
 from .table import Table
 
@@ -35,52 +35,14 @@ NS_PER = {"ns": 1, "us": 1_000, "ms": 1_000_000}
 YEAR_NS = 31_557_600 * 10**9   # CnosDB's YEAR_SECOND (365.25 days), the default VNODE_DURATION
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 Bucket = tuple[int, int]       # [start, end) in the database's time unit
-_UNITS = {
-    "nsec": 1, "ns": 1, "usec": 10**3, "us": 10**3, "msec": 10**6, "ms": 10**6,
-    "seconds": 10**9, "second": 10**9, "sec": 10**9, "s": 10**9,
-    "minutes": 60 * 10**9, "minute": 60 * 10**9, "min": 60 * 10**9, "m": 60 * 10**9,
-    "hours": 3600 * 10**9, "hour": 3600 * 10**9, "hr": 3600 * 10**9, "h": 3600 * 10**9,
-    "days": 86400 * 10**9, "day": 86400 * 10**9, "d": 86400 * 10**9,
-    "weeks": 7 * 86400 * 10**9, "week": 7 * 86400 * 10**9, "w": 7 * 86400 * 10**9,
-    "months": 2_630_016 * 10**9, "month": 2_630_016 * 10**9, "M": 2_630_016 * 10**9,
-    "years": 31_557_600 * 10**9, "year": 31_557_600 * 10**9, "y": 31_557_600 * 10**9,
-}
-_PART_RE = re.compile(r"\s*(\d+)\s*([A-Za-z]+)")
-_FORMAT_UNITS = [("year", 31_557_600 * 10**9), ("month", 2_630_016 * 10**9), ("day", 86400 * 10**9),
-                 ("h", 3600 * 10**9), ("m", 60 * 10**9), ("s", 10**9), ("ms", 10**6), ("us", 10**3),
-                 ("ns", 1)]
 
 
 def parse_duration(text: str) -> int | None:
-    """Nanoseconds of a CnosDB duration option; None for INF."""
-    t = text.strip()
-    if t.upper() == "INF":
-        return None
-    if t.isdigit():
-        return int(t) * 86400 * 10**9
-    total, pos = 0, 0
-    for m in _PART_RE.finditer(t):
-        if m.start() != pos or m.group(2) not in _UNITS:
-            break
-        total += int(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(t) or pos == 0:
-        raise sql_parser(f"'{text}' is not a valid duration or 'INF'")
-    return total
-
-
-def format_duration(ns: int | None) -> str:
-    if ns is None:
-        return "INF"
-    if ns == 0:
-        return "0s"
-    parts = []
-    for name, size in _FORMAT_UNITS:
-        q, ns = divmod(ns, size)
-        if q:
-            plural = "s" if q > 1 and name in ("year", "month", "day") else ""
-            parts.append(f"{q}{name}{plural}")
-    return " ".join(parts)
+    """Nanoseconds of a CnosDB duration option; None for INF; CnosDB's parser error otherwise."""
+    try:
+        return durations.parse_duration(text)
+    except ValueError as exc:
+        raise sql_parser(str(exc)) from None
 
 
 @dataclass
@@ -102,8 +64,8 @@ class DatabaseOptions:
     buckets: list[Bucket] | None = None
 
     def describe_row(self) -> dict[str, object]:
-        return {"ttl": format_duration(self.ttl_ns), "shard": self.shard,
-                "vnode_duration": format_duration(self.vnode_duration_ns), "replica": self.replica,
+        return {"ttl": durations.format_duration(self.ttl_ns), "shard": self.shard,
+                "vnode_duration": durations.format_duration(self.vnode_duration_ns), "replica": self.replica,
                 "precision": self.precision.upper(), "max_memcache_size": self.max_memcache_size,
                 "memcache_partitions": self.memcache_partitions, "wal_max_file_size": self.wal_max_file_size,
                 "wal_sync": self.wal_sync, "strict_write": self.strict_write,

@@ -17,10 +17,28 @@ SQL the plugin may rely on (the common subset of CnosDB's DataFusion 27 fork and
 - CnosDB statements: CREATE/DROP/ALTER DATABASE, SHOW DATABASES/TABLES, DESCRIBE TABLE/DATABASE,
   CREATE TABLE ... TAGS(...), DROP TABLE, DELETE FROM t [WHERE tags/time], INSERT INTO t (...) VALUES.
 Known differences from CnosDB: no `information_schema`, no tag-scan de-duplication when selecting only tags,
-no SHOW SERIES / SHOW TAG VALUES / ALTER TABLE, and DataFusion 55's error texts instead of DataFusion 27's.
+no ALTER TABLE, and DataFusion 55's error texts instead of DataFusion 27's.
 """
 
-from .engine import Engine
-from .errors import CnosDBError
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .errors import CnosDBError
 
 __all__ = ["CnosDBError", "Engine"]
+
+
+def __getattr__(name: str) -> Any:
+    """`Engine` and `CnosDBError` on first use: importing the package (for `cnosdb_lite.clikit`, which the
+    plugin's command shares) must not import pyarrow and DataFusion, the `embedded` extra."""
+    if name == "Engine":
+        from .engine import Engine
+        return Engine
+    if name == "CnosDBError":
+        from .errors import CnosDBError
+        return CnosDBError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cnosdb_jaeger_storage.embedded import Engine
+from cnosdb_lite import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,7 +148,7 @@ def test_close_without_writes_does_not_checkpoint(tmp_path: Path) -> None:
 
 WRITER = textwrap.dedent("""
     import sys
-    from cnosdb_jaeger_storage.embedded import engine
+    from cnosdb_lite import engine
     engine.CHECKPOINT_WAL_BYTES = 30_000              # a checkpoint every few writes
     e = engine.Engine(sys.argv[1])
     i = 0

@@ -1,0 +1,72 @@
+"""What both console scripts (`cnosdb-jaeger-storage` and `cnosdb-lite`) share: log format, addresses, booleans,
+data directories and the version.
+
+It lives here, in the lower of the two packages, because the plugin depends on cnosdb-lite (it embeds it) and
+never the other way round. It imports nothing beyond the standard library, so the plugin can use it without
+the `embedded` extra (pyarrow and DataFusion) installed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+DISTRIBUTION = "cnosdb-jaeger-storage"  # the distribution both commands ship in
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+class KeyValueFormatter(logging.Formatter):
+    """One line per record: `ts=… level=… logger=… msg="…"`, easy for people and log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = (f'ts={self.formatTime(record, "%Y-%m-%dT%H:%M:%S")} level={record.levelname.lower()} '
+                f'logger={record.name} msg="{record.getMessage()}"')
+        if record.exc_info:
+            line += " exc=" + repr(self.formatException(record.exc_info))
+        return line
+
+
+def setup_logging(level: str) -> None:
+    """Key=value lines on stderr from `level` up; aiohttp's access log only from warnings."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def parse_bool(text: str) -> bool:
+    """'true'/'false' (also 1/0, yes/no, on/off, any case) for a flag or environment variable."""
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not true or false")
+
+
+def parse_addr(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces) into (host, port); ValueError otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{text!r} is not host:port")
+    return (host.strip("[]") or "0.0.0.0"), int(port)
+
+
+def default_data_dir(name: str, environ: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_DATA_HOME/<name>`, else `~/.local/share/<name>`."""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / name
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
