@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from bench._synthetic import SPANS_PER_REQUEST, fill_span, resource_attributes
-from cnosdb_jaeger_storage.lineprotocol import encode_resource_spans
+from cnosdb_jaeger_storage.cnosdb.line_protocol import encode_resource_spans
 
 BASE_TIME = 1_700_000_000_000_000_000
 

@@ -44,10 +44,11 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from bench._synthetic import SPANS_PER_REQUEST, fill_span, resource_attributes
-from cnosdb_jaeger_storage import query_builder
-from cnosdb_jaeger_storage.jaeger_otlp import resource_spans_to_jaeger
-from cnosdb_jaeger_storage.lineprotocol import encode_resource_spans
-from cnosdb_jaeger_storage.operations_index import OperationsIndex
+from cnosdb_jaeger_storage.cnosdb import sql as query_builder
+from cnosdb_jaeger_storage.cnosdb.line_protocol import encode_resource_spans
+from cnosdb_jaeger_storage.cnosdb.operations_table import OperationsIndex
+from cnosdb_jaeger_storage.model.jaeger_otlp import resource_spans_to_jaeger
+from cnosdb_jaeger_storage.model.trace_query import TraceQuery
 from cnosdb_jaeger_storage.proto import (
     dependency_storage_grpc,
     dependency_storage_pb2,
@@ -647,14 +648,14 @@ def sql_breakdown(url: str, spans: Spans, start: int, end: int, probe: list[byte
     """The statements the server sends, timed straight against cnosdb-lite's HTTP API (no plugin), and the
     plugin's row decoding and Jaeger conversion of their results timed in this process."""
     print("-- where the time goes: the server's SQL run directly on cnosdb-lite (HTTP + JSON), p50 / p99 ms")
-    from cnosdb_jaeger_storage.jaeger_otlp import resource_spans_to_jaeger as to_jaeger
-    from cnosdb_jaeger_storage.spanrow import rows_to_resource_spans
-    from cnosdb_jaeger_storage.store import _group_rows
+    from cnosdb_jaeger_storage.model.jaeger_otlp import resource_spans_to_jaeger as to_jaeger
+    from cnosdb_jaeger_storage.model.span_rows import rows_to_resource_spans
+    from cnosdb_jaeger_storage.storage.store import _group_rows
 
     columns = frozenset(r["column_name"] for r in lite_sql(url, query_builder.describe_table(TABLE)))
 
-    def query(i: int) -> query_builder.TraceQuery:
-        return query_builder.TraceQuery(service=f"service-{i % SERVICES}", attributes={TAG_KEY: str(TAG_VALUE)},
+    def query(i: int) -> TraceQuery:
+        return TraceQuery(service=f"service-{i % SERVICES}", attributes={TAG_KEY: str(TAG_VALUE)},
                                         start_min=start, start_max=end, limit=20)
 
     found = [r["trace_id"] for r in lite_sql(url, query_builder.find_trace_ids(TABLE, query(0), columns) or "")]

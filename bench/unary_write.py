@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 
 from bench.plugin import HOUR_NS, SPANS_PER_REQUEST, Spans, _templates, cnosdb_lite, percentile, plugin_server
-from cnosdb_jaeger_storage.jaeger_otlp import resource_spans_to_jaeger
+from cnosdb_jaeger_storage.model.jaeger_otlp import resource_spans_to_jaeger
 from cnosdb_jaeger_storage.proto import storage_v1_pb2 as v1
 
 METHOD = "/jaeger.storage.v1.SpanWriterPlugin/WriteSpan"

@@ -19,17 +19,17 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import grpc_v1, grpc_v2, otlp_grpc
-from . import query_builder as sql
-from .admission import Admission
-from .cnosdb_client import CnosDBClient
+from .cnosdb import sql
+from .cnosdb.client import CnosDBClient
 from .config import Config, split_addr, ttl_seconds
 from .errors import CnosDBError
 from .metrics import METRICS
-from .otlp_http import OtlpHttpReceiver
-from .store import Target, TraceStore
-from .tenancy import Tenancy, parse_tenants
-from .writer import BatchWriter
+from .storage.store import Target, TraceStore
+from .storage.tenancy import Tenancy, parse_tenants
+from .storage.writer import BatchWriter
+from .transport import grpc_v1, grpc_v2, otlp_grpc
+from .transport.admission import Admission
+from .transport.otlp_http import OtlpHttpReceiver
 
 if TYPE_CHECKING:  # imported at run time only when the embedded default starts (the `embedded` extra)
     from cnosdb_lite.engine import Engine
@@ -305,7 +305,7 @@ async def _serve_http(server: Server, names: list[str]) -> None:
         elif name == "purge":
             apps[name] = _purge_app(server)
         else:
-            from .query_http import QueryHttpApi
+            from .transport.query_http import QueryHttpApi
 
             apps[name] = QueryHttpApi(server.tenancy, user=config.receiver_user,
                                       password=config.receiver_password).app()

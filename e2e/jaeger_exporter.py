@@ -6,7 +6,7 @@ This is what the (retired) OpenTelemetry Jaeger gRPC exporter did: SDK spans bec
 
 * SDK spans -> OTLP: ``opentelemetry.exporter.otlp.proto.common.trace_encoder.encode_spans``, as the
   OTLP exporters do.
-* OTLP -> Jaeger: this repository's translator, ``cnosdb_jaeger_storage.jaeger_otlp.resource_spans_to_jaeger``.
+* OTLP -> Jaeger: this repository's translator, ``cnosdb_jaeger_storage.model.jaeger_otlp.resource_spans_to_jaeger``.
 * The call: a generic unary gRPC call.  No Python stubs exist for Jaeger's ``collector.proto``, and its
   request is tiny, so it is encoded by hand.  From jaeger-idl ``proto/api_v2/collector.proto``:
   ``message PostSpansRequest { Batch batch = 1; }`` and ``message PostSpansResponse {}``.  The
@@ -31,7 +31,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from cnosdb_jaeger_storage.jaeger_otlp import resource_spans_to_jaeger
+from cnosdb_jaeger_storage.model.jaeger_otlp import resource_spans_to_jaeger
 from cnosdb_jaeger_storage.proto import model_pb2
 
 log = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ from jaeger_fixtures import (
     recent_dates,
 )
 
-from cnosdb_jaeger_storage.jaeger_otlp import jaeger_spans_to_resource_spans, resource_spans_to_jaeger
+from cnosdb_jaeger_storage.model.jaeger_otlp import jaeger_spans_to_resource_spans, resource_spans_to_jaeger
 from cnosdb_jaeger_storage.proto import model_pb2, storage_v1_grpc, trace_service_pb2
 from cnosdb_jaeger_storage.proto import storage_v1_pb2 as pb
 

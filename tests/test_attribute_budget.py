@@ -16,10 +16,10 @@ from harness import RunningServer, running_server, server_config
 from opentelemetry.proto.common.v1 import common_pb2
 from test_otlp_http import metric_value, otlp_request, post, v1_find, v1_trace, v2_trace
 
-from cnosdb_jaeger_storage import spanrow
+from cnosdb_jaeger_storage.model import span_rows
 from cnosdb_jaeger_storage.proto import model_pb2, trace_pb2
 
-SPAN_OVERFLOW = spanrow.SPAN_ATTRIBUTES_OVERFLOW
+SPAN_OVERFLOW = span_rows.SPAN_ATTRIBUTES_OVERFLOW
 OVERFLOWED = "cnosdb_jaeger_attributes_overflowed_total"
 
 
@@ -53,12 +53,12 @@ def select(server: RunningServer, statement: str) -> list[dict]:
 def attribute_columns(server: RunningServer) -> list[str]:
     """The table's attribute columns, the service.name tag aside."""
     return [r["column_name"] for r in select(server, "DESCRIBE TABLE jaeger_spans")
-            if spanrow.ATTRIBUTE_COLUMN.fullmatch(r["column_name"]) and r["column_name"] != spanrow.SERVICE_NAME]
+            if span_rows.ATTRIBUTE_COLUMN.fullmatch(r["column_name"]) and r["column_name"] != span_rows.SERVICE_NAME]
 
 
 def overflow_cell(server: RunningServer, span: trace_pb2.Span) -> str | None:
     [row] = select(server, f'SELECT "{SPAN_OVERFLOW}" AS cell FROM jaeger_spans '
-                           f"WHERE \"{spanrow.SPAN_ID}\" = '{span.span_id.hex()}'")
+                           f"WHERE \"{span_rows.SPAN_ID}\" = '{span.span_id.hex()}'")
     return row["cell"]
 
 
@@ -94,7 +94,7 @@ def test_a_span_with_200_attributes_reads_back_exactly_with_72_in_the_overflow_c
     assert sorted_attributes(only_span(v2_trace(server, span.trace_id))) == sorted_attributes(span)
     cell = overflow_cell(server, span)
     assert cell is not None
-    assert [key for key, _ in spanrow.decode_overflow(cell)] == [f"k.{i:03d}" for i in range(128, 200)]
+    assert [key for key, _ in span_rows.decode_overflow(cell)] == [f"k.{i:03d}" for i in range(128, 200)]
     assert metric_value(server, OVERFLOWED, level="span") - before == 72
 
     [jaeger] = v1_trace(server, span.trace_id)
@@ -177,7 +177,7 @@ def test_10000_keys_leave_at_most_the_column_budget_and_every_span_whole(tmp_pat
             read = sorted((s.span_id, sorted_attributes(s)) for s in rs.scope_spans[0].spans)
             assert read == sorted((s.span_id, sorted_attributes(s)) for s in batch)
         last = traces[-1][-1]
-        assert len(spanrow.decode_overflow(overflow_cell(server, last))) == 100
+        assert len(span_rows.decode_overflow(overflow_cell(server, last))) == 100
         assert {s.trace_id for s in v1_find(server, "many-keys", {"r9.s9.key7": "v7"})} == {last.trace_id}
         # A key that has a column keeps it once the table is full.
         known = span_with([("r0.s0.key0", {"string_value": "again"})])
@@ -187,7 +187,7 @@ def test_10000_keys_leave_at_most_the_column_budget_and_every_span_whole(tmp_pat
 
 def test_the_budget_counts_columns_other_instances_added(tmp_path) -> None:
     """A second store on the same table (another instance) reads the columns with DESCRIBE before writing."""
-    from cnosdb_jaeger_storage.store import TraceStore
+    from cnosdb_jaeger_storage.storage.store import TraceStore
 
     with running_server(server_config(tmp_path, max_attribute_columns=50)) as server:
         write(server, "first", span_with([(f"a{k}", {"string_value": "x"}) for k in range(60)]))
@@ -198,5 +198,5 @@ def test_the_budget_counts_columns_other_instances_added(tmp_path) -> None:
         request = otlp_request("second", span)
         server.run(other.write(request.resource_spans, "test"))
         assert len(attribute_columns(server)) == 50
-        assert [key for key, _ in spanrow.decode_overflow(overflow_cell(server, span))] == ["new"]
+        assert [key for key, _ in span_rows.decode_overflow(overflow_cell(server, span))] == ["new"]
         assert sorted_attributes(only_span(v2_trace(server, span.trace_id))) == sorted_attributes(span)

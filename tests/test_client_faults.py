@@ -19,7 +19,8 @@ import requests
 from harness import RunningServer, running_server, server_config
 from test_otlp_http import JSON, PROTOBUF, otlp_json, otlp_request, otlp_span, post, rpc_status
 
-from cnosdb_jaeger_storage import spanrow
+from cnosdb_jaeger_storage.cnosdb.sql import describe_table
+from cnosdb_jaeger_storage.model import span_rows
 from cnosdb_jaeger_storage.proto import (
     model_pb2,
     storage_v1_grpc,
@@ -28,7 +29,6 @@ from cnosdb_jaeger_storage.proto import (
     trace_storage_pb2,
 )
 from cnosdb_jaeger_storage.proto import storage_v1_pb2 as v1
-from cnosdb_jaeger_storage.query_builder import describe_table
 
 HOUR_NS = 3600 * 10**9
 BEYOND_I64 = 2**63  # the first nanosecond CnosDB's TIMESTAMP(NANOSECOND) cannot hold
@@ -49,7 +49,7 @@ def no_server_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     caplog.set_level(logging.WARNING)
     yield
     bad = [r for r in caplog.records if r.exc_info or (r.levelno >= logging.WARNING
-                                                       and r.name != "cnosdb_jaeger_storage.writer")]
+                                                       and r.name != "cnosdb_jaeger_storage.storage.writer")]
     assert not bad, [r.getMessage() for r in bad]
 
 
@@ -223,7 +223,7 @@ def test_control_character_names_are_distinct_columns_without_nul(server, contro
                                                database=server.server.tenancy.default.database))
     columns = {r["column_name"] for r in rows}
     assert not any(c in name for name in columns for c in CONTROLS if c != "\t")
-    assert {spanrow.SPAN_ATTRIBUTES + "\\\\x00a", spanrow.SPAN_ATTRIBUTES + "\\\\x00b"} <= columns
+    assert {span_rows.SPAN_ATTRIBUTES + "\\\\x00a", span_rows.SPAN_ATTRIBUTES + "\\\\x00b"} <= columns
 
 
 def test_control_character_names_round_trip_through_v1(server, control_names) -> None:

@@ -7,7 +7,7 @@ import gzip
 
 from aiohttp import web
 
-from cnosdb_jaeger_storage.cnosdb_client import CnosDBClient
+from cnosdb_jaeger_storage.cnosdb.client import CnosDBClient
 
 
 async def _writes_seen(compress: bool) -> list[tuple[str, bytes]]:

@@ -27,7 +27,7 @@ from test_conformance_v1 import (
     write_stream,
 )
 
-from cnosdb_jaeger_storage.jaeger_otlp import jaeger_spans_to_resource_spans
+from cnosdb_jaeger_storage.model.jaeger_otlp import jaeger_spans_to_resource_spans
 from cnosdb_jaeger_storage.proto import trace_service_pb2
 
 TABLE = "jaeger_spans"

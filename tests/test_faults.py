@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from cnosdb_jaeger_storage.model.span_rows import SPAN_ID
 from cnosdb_jaeger_storage.proto import trace_pb2, trace_service_pb2
-from cnosdb_jaeger_storage.spanrow import SPAN_ID
 
 BIN = Path(sys.executable).parent
 SPANS_PER_REQUEST = 4

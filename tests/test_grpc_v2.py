@@ -279,8 +279,8 @@ def test_v1_chunks_of_large_spans_stay_under_4_mib(fast_paths: RunningServer) ->
 
 
 def test_v2_chunk_bound_counts_bytes_and_lets_a_huge_span_go_alone() -> None:
-    from cnosdb_jaeger_storage.grpc_support import MAX_CHUNK_BYTES
-    from cnosdb_jaeger_storage.grpc_v2 import traces_data
+    from cnosdb_jaeger_storage.transport.grpc_support import MAX_CHUNK_BYTES
+    from cnosdb_jaeger_storage.transport.grpc_v2 import traces_data
 
     huge = span(9, 2, 1, attributes=[kv("blob", string_value="y" * (MAX_CHUNK_BYTES + 10))])
     trace = [resource_spans("a", [span(9, 1), huge, span(9, 3, 1)])]

@@ -6,7 +6,7 @@ import pytest
 from conformance_cases import EXAMPLE, EXAMPLE_TRACE, TRACES
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from cnosdb_jaeger_storage.jaeger_otlp import (
+from cnosdb_jaeger_storage.model.jaeger_otlp import (
     jaeger_spans_to_resource_spans,
     otlp_span_to_jaeger,
     resource_spans_to_jaeger,

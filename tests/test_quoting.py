@@ -9,9 +9,7 @@ import datafusion
 import pyarrow as pa
 import pytest
 
-from cnosdb_jaeger_storage.errors import InvalidRequest, InvalidValue
-from cnosdb_jaeger_storage.quoting import (
-    decode_stored_name,
+from cnosdb_jaeger_storage.cnosdb.quoting import (
     lp_field_key,
     lp_field_string,
     lp_measurement,
@@ -21,8 +19,9 @@ from cnosdb_jaeger_storage.quoting import (
     sql_number,
     sql_string,
     sql_timestamp,
-    stored_name,
 )
+from cnosdb_jaeger_storage.errors import InvalidRequest, InvalidValue
+from cnosdb_jaeger_storage.model.stored_names import decode_stored_name, stored_name
 
 HOSTILE = {
     "empty": "",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness import cnosdb_lite_process, running_server, server_config
 
-from cnosdb_jaeger_storage.cnosdb_client import CnosDBClient
+from cnosdb_jaeger_storage.cnosdb.client import CnosDBClient
 from cnosdb_jaeger_storage.proto import (
     common_pb2,
     resource_pb2,

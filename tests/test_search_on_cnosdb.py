@@ -120,7 +120,7 @@ def test_reads_of_many_traces_stay_on_cnosdbs_tag_index(server: RunningServer, r
 @pytest.mark.parametrize("read", ["services", "operations", "operations of a kind"])
 def test_services_and_operations_read_only_the_operations_table(server: RunningServer, read: str) -> None:
     """Not the span table, whose series CnosDB's index holds one per span: the operations table, a series per
-    operation (module operations_index)."""
+    operation (cnosdb/operations_table.py)."""
     def call(channel: grpc.Channel) -> None:
         reader = storage_v1_grpc.SpanReaderPluginStub(channel)
         if read == "services":

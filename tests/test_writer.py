@@ -9,7 +9,7 @@ import pytest
 
 from cnosdb_jaeger_storage.errors import CnosDBError, CnosDBTimeout, CnosDBUnavailable
 from cnosdb_jaeger_storage.metrics import METRICS
-from cnosdb_jaeger_storage.writer import BatchWriter
+from cnosdb_jaeger_storage.storage.writer import BatchWriter
 
 
 class FakeCnosDB:

@@ -135,7 +135,7 @@ def test_plugin_request_takes_the_mixed_path() -> None:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     from bench.encode import make_request
-    from cnosdb_jaeger_storage.lineprotocol import encode_resource_spans
+    from cnosdb_jaeger_storage.cnosdb.line_protocol import encode_resource_spans
 
     lines = []
     for seed in range(3):

@@ -1,6 +1,6 @@
 """The span table (docs/schema.md): its column names, attribute values as text, and rows back to OTLP.
 
-Writing goes straight from OTLP to line protocol in `lineprotocol.py`, for speed; it takes its column
+Writing goes straight from OTLP to line protocol in `cnosdb/line_protocol.py`, for speed; it takes its column
 names and value texts from here. Reading takes rows as CnosDB's SQL returns them in JSON: a dict per
 row, null columns absent, `time` as int nanoseconds, DOUBLE columns as numbers, tag values and the
 attribute keys inside column names in their stored form (`quoting.stored_name`).
@@ -21,7 +21,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from .quoting import decode_stored_name, stored_name
+from .stored_names import decode_stored_name, stored_name
 
 # --- column names ----------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from cnosdb_jaeger_storage.operations_index import HOUR_NS, OperationsIndex
+from cnosdb_jaeger_storage.cnosdb.operations_table import HOUR_NS, OperationsIndex
 
 T0 = 1_700_000_000 * 10**9 // HOUR_NS * HOUR_NS
 

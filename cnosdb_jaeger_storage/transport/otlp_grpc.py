@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import grpc
 
+from ..proto import trace_service_pb2, trace_service_pb2_grpc
+from ..storage.tenancy import Tenancy
 from .admission import Admission
 from .grpc_support import add_servicer, store_of, unary
 from .otlp_ingest import export
-from .proto import trace_service_pb2, trace_service_pb2_grpc
-from .tenancy import Tenancy
 
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 

@@ -19,12 +19,12 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 
+from ..metrics import METRICS
+from ..proto import trace_service_pb2
+from ..storage.tenancy import CnosDBHeaders, Tenancy
 from .admission import RETRY_AFTER_SECONDS, Admission, Overloaded
 from .http_support import HttpError, check_basic_auth, read_body, status_of
-from .metrics import METRICS
 from .otlp_ingest import export
-from .proto import trace_service_pb2
-from .tenancy import CnosDBHeaders, Tenancy
 
 log = logging.getLogger(__name__)
 

@@ -20,15 +20,16 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from dataclasses import dataclass
 from typing import Any
 
-from . import query_builder as sql
-from . import spanrow
-from .cnosdb_client import CnosDBClient
-from .errors import CnosDBError
-from .lineprotocol import AttributeBudget, Encoder
-from .metrics import METRICS
-from .operations_index import OperationsIndex
-from .proto import trace_pb2
-from .quoting import check_spans, decode_stored_name
+from ..cnosdb import sql
+from ..cnosdb.client import CnosDBClient
+from ..cnosdb.line_protocol import AttributeBudget, Encoder
+from ..cnosdb.operations_table import OperationsIndex
+from ..cnosdb.quoting import check_spans
+from ..errors import CnosDBError
+from ..metrics import METRICS
+from ..model import span_rows, vocabulary
+from ..model.stored_names import decode_stored_name
+from ..proto import trace_pb2
 from .writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -37,17 +38,12 @@ _TABLE_MISSING = re.compile(r"table .*not (found|exist)|not (found|exist).*table
 # Dependencies read the spans of the window this much at a time. On CnosDB a query costs about the same for any
 # slice (it visits every series), so slices are long: 4 h, six queries a day, and a bounded answer each.
 _DEPENDENCY_SLICE_NS = 4 * 3600 * 10**9
-_FETCH_TRACES_PER_QUERY = 30  # a UNION ALL of 10 IN lists (query_builder.TRACE_IDS_PER_IN)
+_FETCH_TRACES_PER_QUERY = 30  # a UNION ALL of 10 IN lists (sql.TRACE_IDS_PER_IN)
 # How often the attribute columns of the table are read again (DESCRIBE) before a write: other instances add
 # columns too. Searches read them anyway, and what this process's own writes add is known at once.
 COLUMNS_REFRESH_SECONDS = 60.0
 DEFAULT_MAX_SPAN_ATTRIBUTES = 128  # OpenTelemetry SDKs' default attribute count limit
 DEFAULT_MAX_ATTRIBUTE_COLUMNS = 1000
-
-
-_JAEGER_KIND = {"SPAN_KIND_UNSPECIFIED": "", "SPAN_KIND_INTERNAL": "internal", "SPAN_KIND_SERVER": "server",
-                "SPAN_KIND_CLIENT": "client", "SPAN_KIND_PRODUCER": "producer",
-                "SPAN_KIND_CONSUMER": "consumer"}
 
 
 @dataclass(frozen=True)
@@ -184,7 +180,7 @@ class TraceStore:
     # reads
 
     async def services(self) -> list[str]:
-        """From the operations table (`operations_index`), else from the span table's series index."""
+        """From the operations table (`cnosdb/operations_table.py`), else from the span table's series index."""
         rows = (await self._sql(sql.indexed_services(self._operations.table))
                 or await self._sql(sql.services(self.target.table)))
         return sorted(decode_stored_name(r["value"]) for r in rows if "value" in r)
@@ -194,22 +190,22 @@ class TraceStore:
         from the span table's series index (kind tag), else from a scan of the service's spans."""
         rows = await self._sql(sql.indexed_operations(self._operations.table, service))
         if rows:  # the service is in the operations table: its kinds are all there
-            kind = sql.otlp_kind(span_kind) if span_kind else None
-            return [(decode_stored_name(r.get("name", "")), _JAEGER_KIND.get(r.get("kind", ""), ""))
+            kind = vocabulary.kind_name(span_kind) if span_kind else None
+            return [(decode_stored_name(r.get("name", "")), vocabulary.kind_tag(r.get("kind", "")))
                     for r in rows if kind is None or r.get("kind") == kind]
         table = self.target.table
-        if spanrow.KIND_TAG not in await self.columns():  # a table written by CnosDB's own trace API
+        if span_rows.KIND_TAG not in await self.columns():  # a table written by CnosDB's own trace API
             rows = await self._sql(sql.operations_scan(table, service, span_kind))
-            return [(decode_stored_name(r["name"]), _JAEGER_KIND.get(r.get("kind", ""), ""))
+            return [(decode_stored_name(r["name"]), vocabulary.kind_tag(r.get("kind", "")))
                     for r in rows if "name" in r]
         if span_kind:
-            kinds = [sql.otlp_kind(span_kind)]
+            kinds = [vocabulary.kind_name(span_kind)]
         else:
             kinds = [r["value"] for r in await self._sql(sql.operation_kinds(table, service)) if "value" in r]
         names = await asyncio.gather(*(self._sql(sql.operation_names(table, service, kind)) for kind in kinds))
         pairs = {(decode_stored_name(r["value"]), kind) for kind, rows in zip(kinds, names, strict=True)
                  for r in rows if "value" in r}
-        return [(name, _JAEGER_KIND.get(kind, "")) for name, kind in sorted(pairs)]
+        return [(name, vocabulary.kind_tag(kind)) for name, kind in sorted(pairs)]
 
     async def find_trace_ids(self, query: sql.TraceQuery) -> list[str]:
         columns = await self.columns() if query.attributes else frozenset()
@@ -235,7 +231,7 @@ class TraceStore:
         if not trace_ids:
             return
         columns = await self.columns()
-        by_status, has_parents = spanrow.STATUS_CODE in columns, spanrow.PARENT_SPAN_ID in columns
+        by_status, has_parents = span_rows.STATUS_CODE in columns, span_rows.PARENT_SPAN_ID in columns
         table = self.target.table
         for group in _groups(trace_ids, _FETCH_TRACES_PER_QUERY):
             counts, roots, parented = await asyncio.gather(
@@ -257,15 +253,15 @@ class TraceStore:
             by_trace = _group_rows(await self._sql(sql.spans_of_traces(self.target.table, group, start, end)))
             for trace_id in group:
                 if trace_id in by_trace:
-                    yield spanrow.rows_to_resource_spans(by_trace[trace_id])
+                    yield span_rows.rows_to_resource_spans(by_trace[trace_id])
 
     async def get_trace(self, trace_id: str, start: int | None = None, end: int | None = None) -> Trace:
         rows = await self._sql(sql.spans_of_traces(self.target.table, [trace_id], start, end))
-        return spanrow.rows_to_resource_spans(rows) if rows else []
+        return span_rows.rows_to_resource_spans(rows) if rows else []
 
     async def dependencies(self, start: int | None, end: int | None) -> list[tuple[str, str, int]]:
         # Until a span with a parent is written the table has no parent column, and naming it is an error.
-        if spanrow.PARENT_SPAN_ID not in await self.columns():
+        if span_rows.PARENT_SPAN_ID not in await self.columns():
             return []
         table = self.target.table
         calls: Counter[tuple[str, str]] = Counter()
@@ -370,5 +366,5 @@ def _groups(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 def _group_rows(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     grouped: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        grouped.setdefault(row[spanrow.TRACE_ID], []).append(row)
+        grouped.setdefault(row[span_rows.TRACE_ID], []).append(row)
     return grouped

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from .errors import StorageError
-from .metrics import METRICS
+from ..errors import StorageError
+from ..metrics import METRICS
 
 RETRY_AFTER_SECONDS = 1
 

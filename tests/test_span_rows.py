@@ -1,4 +1,4 @@
-"""spanrow: attribute value texts, and rows (as CnosDB's SQL returns them) back to OTLP."""
+"""model/span_rows.py: attribute value texts, and rows (as CnosDB's SQL returns them) back to OTLP."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from google.protobuf import json_format
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from cnosdb_jaeger_storage import spanrow as col
-from cnosdb_jaeger_storage.spanrow import (
+from cnosdb_jaeger_storage.model import span_rows as col
+from cnosdb_jaeger_storage.model.span_rows import (
     attribute_text,
     attribute_value,
     double_text,

@@ -9,7 +9,7 @@ a generic flatten), so it is fused and cached rather than going through row dict
   keys and names repeat across spans;
 - string attribute values, the common case, are read without `WhichOneof`.
 
-Output is exactly what `spanrow` reads back: value texts from `spanrow.attribute_text`, names through
+Output is exactly what `span_rows` reads back: value texts from `span_rows.attribute_text`, names through
 `quoting`. Timestamps are nanoseconds: the writer posts with `precision=ns`.
 """
 
@@ -21,8 +21,9 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from . import spanrow as col
-from .quoting import lp_field_key, lp_field_string, lp_measurement, lp_tag_key, lp_tag_value, stored_name
+from ..model import span_rows as col
+from ..model.stored_names import stored_name
+from .quoting import lp_field_key, lp_field_string, lp_measurement, lp_tag_key, lp_tag_value
 
 __all__ = ["AttributeBudget", "Encoder", "encode_resource_spans"]
 
@@ -231,7 +232,7 @@ def _overflow(attributes: list[Any], level: _Level, parts: list[str]) -> None:
     """The overflow field of a level: its attributes beyond the budget, in their order."""
     entries = [e for e in (col.overflow_entry(kv.key, kv.value) for kv in attributes) if e is not None]
     if entries:
-        # The cell holds no backslash (spanrow.overflow_entry), so quotes are all there is to escape.
+        # The cell holds no backslash (span_rows.overflow_entry), so quotes are all there is to escape.
         parts.append(level.overflow_head + col.encode_overflow(entries).replace('"', '\\"') + '"')
         level.counts[level.label] = level.counts.get(level.label, 0) + len(entries)
 

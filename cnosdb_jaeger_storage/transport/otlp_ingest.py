@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .proto import trace_service_pb2
-from .store import TraceStore
+from ..proto import trace_service_pb2
+from ..storage.store import TraceStore
 
 
 async def export(store: TraceStore, request: trace_service_pb2.ExportTraceServiceRequest,

@@ -13,10 +13,10 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import DecodeError
 
-from .errors import InvalidRequest, StorageError
-from .metrics import METRICS
-from .store import TraceStore
-from .tenancy import Tenancy
+from ..errors import InvalidRequest, StorageError
+from ..metrics import METRICS
+from ..storage.store import TraceStore
+from ..storage.tenancy import Tenancy
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +168,3 @@ def duration_ns(d: duration_pb2.Duration) -> int | None:
 
 def ns_timestamp(ns: int) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
-
-
-def trace_id_hex(raw: bytes) -> str:
-    """A 16-byte (or Jaeger's 8-byte) trace ID as the 32 hex digits stored."""
-    if len(raw) not in (8, 16):
-        raise InvalidRequest(f"trace ID must be 16 or 8 bytes, got {len(raw)}")
-    return raw.rjust(16, b"\0").hex()

@@ -1,4 +1,4 @@
-"""lineprotocol: exact output for representative spans, and OTLP → line protocol → rows → OTLP round trips.
+"""cnosdb/line_protocol.py: exact output for representative spans, and OTLP → line protocol → rows → OTLP round trips.
 
 The rows are made by `parse_line_protocol` below, a small parser with CnosDB's rules (v2.4.3
 `line_protocol/parser.rs`): escapes removed only before `,` space `=` in names and tag values, `\\\\` and
@@ -16,8 +16,8 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from cnosdb_jaeger_storage import spanrow
-from cnosdb_jaeger_storage.lineprotocol import AttributeBudget, Encoder, encode_resource_spans
+from cnosdb_jaeger_storage.cnosdb.line_protocol import AttributeBudget, Encoder, encode_resource_spans
+from cnosdb_jaeger_storage.model import span_rows
 
 T0 = 1_700_000_000_123_456_789
 TRACE = bytes(range(16))
@@ -179,7 +179,7 @@ def normalized(resource_spans_list: list[trace_pb2.ResourceSpans]) -> list[dict]
 def round_trip(rs_list: list[trace_pb2.ResourceSpans]) -> list[trace_pb2.ResourceSpans]:
     lines = encode_resource_spans("jaeger_spans", rs_list)
     assert len(lines) == sum(len(ss.spans) for rs in rs_list for ss in rs.scope_spans)
-    return spanrow.rows_to_resource_spans(parse_line_protocol("\n".join(lines)))
+    return span_rows.rows_to_resource_spans(parse_line_protocol("\n".join(lines)))
 
 
 def assert_round_trip(rs_list: list[trace_pb2.ResourceSpans]) -> None:
@@ -481,13 +481,13 @@ def test_embedded_engine_stores_the_rows_the_parser_expects(tmp_path, make):
     rows = [{k: v for k, v in row.items() if v is not None} for row in table.to_pylist()]
 
     def identity(row: dict) -> tuple:
-        return row.get(spanrow.TRACE_ID), row.get(spanrow.SPAN_ID), row["time"]
+        return row.get(span_rows.TRACE_ID), row.get(span_rows.SPAN_ID), row["time"]
 
     position = {identity(row): i for i, row in enumerate(expected)}
     assert len(position) == len(expected) == len(rows)
     rows.sort(key=lambda row: position[identity(row)])
     assert rows == expected
-    assert normalized(spanrow.rows_to_resource_spans(rows)) == normalized(rs_list)
+    assert normalized(span_rows.rows_to_resource_spans(rows)) == normalized(rs_list)
 
 
 # --- the attribute budget (docs/schema.md, "Attributes beyond the budget") ---------------------------
@@ -520,12 +520,13 @@ def test_attributes_beyond_the_per_level_budget_overflow_and_read_back_exactly()
     rs = _every_level(12)
     rows, encoder = _budgeted([rs], per_level=5)
     [row] = rows
-    assert normalized(spanrow.rows_to_resource_spans(rows)) == normalized([rs])
-    for overflow, level in ((spanrow.RESOURCE_ATTRIBUTES_OVERFLOW, "resource"),
-                            (spanrow.SCOPE_ATTRIBUTES_OVERFLOW, "scope"), (spanrow.SPAN_ATTRIBUTES_OVERFLOW, "span"),
+    assert normalized(span_rows.rows_to_resource_spans(rows)) == normalized([rs])
+    for overflow, level in ((span_rows.RESOURCE_ATTRIBUTES_OVERFLOW, "resource"),
+                            (span_rows.SCOPE_ATTRIBUTES_OVERFLOW, "scope"),
+                            (span_rows.SPAN_ATTRIBUTES_OVERFLOW, "span"),
                             (P + "Event_0/attributes_overflow", "event"), (P + "Link_0/attributes_overflow", "link")):
-        assert [k for k, _ in spanrow.decode_overflow(row[overflow])] == [f"k.{level}.{i}" for i in range(5, 12)]
-    assert sum(1 for c in row if spanrow.ATTRIBUTE_COLUMN.fullmatch(c) and c != SVC) == 5 * 5
+        assert [k for k, _ in span_rows.decode_overflow(row[overflow])] == [f"k.{level}.{i}" for i in range(5, 12)]
+    assert sum(1 for c in row if span_rows.ATTRIBUTE_COLUMN.fullmatch(c) and c != SVC) == 5 * 5
     assert encoder.take_overflowed() == {"resource": 7, "scope": 7, "span": 7, "event": 7, "link": 7}
     assert encoder.take_overflowed() == {}
 
@@ -545,9 +546,9 @@ def test_a_full_table_gives_new_keys_no_column_but_keeps_the_columns_it_has() ->
     [row] = rows
     assert row[P + "attributes/old"] == "1" and P + "attributes/new" not in row
     assert row[SVC] == "svc" and row["ResourceSpans/Resource/attributes/host"] == "h"
-    assert spanrow.decode_overflow(row[spanrow.SPAN_ATTRIBUTES_OVERFLOW])[0][0] == "new"
-    assert spanrow.decode_overflow(row[spanrow.RESOURCE_ATTRIBUTES_OVERFLOW])[0][0] == "zone"
-    assert normalized(spanrow.rows_to_resource_spans(rows)) == normalized([rs])
+    assert span_rows.decode_overflow(row[span_rows.SPAN_ATTRIBUTES_OVERFLOW])[0][0] == "new"
+    assert span_rows.decode_overflow(row[span_rows.RESOURCE_ATTRIBUTES_OVERFLOW])[0][0] == "zone"
+    assert normalized(span_rows.rows_to_resource_spans(rows)) == normalized([rs])
     assert encoder.budget.known == {P + "attributes/old", "ResourceSpans/Resource/attributes/host"}
 
 
@@ -566,5 +567,5 @@ def test_hostile_overflowed_keys_and_values_read_back_exactly(key: str) -> None:
                          kv(key + "2", bytes_value=b"\\\x00")])
     rows, _ = _budgeted([resource_spans([s])], per_level=1)
     [row] = rows
-    assert "\\" not in row[spanrow.SPAN_ATTRIBUTES_OVERFLOW]
-    assert normalized(spanrow.rows_to_resource_spans(rows)) == normalized([resource_spans([s])])
+    assert "\\" not in row[span_rows.SPAN_ATTRIBUTES_OVERFLOW]
+    assert normalized(span_rows.rows_to_resource_spans(rows)) == normalized([resource_spans([s])])

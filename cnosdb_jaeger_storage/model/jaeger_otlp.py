@@ -31,30 +31,36 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from cnosdb_jaeger_storage.proto import common_pb2, model_pb2, resource_pb2, trace_pb2
+from ..proto import common_pb2, model_pb2, resource_pb2, trace_pb2
+from .ids import widen_trace_id
+from .vocabulary import (
+    ERROR,
+    EVENT,
+    KIND_BY_TAG,
+    REF_TYPE,
+    SCOPE_NAME,
+    SCOPE_VERSION,
+    SERVICE_NAME,
+    SPAN_KIND,
+    STATUS_BY_TAG,
+    STATUS_CODE,
+    STATUS_DESCRIPTION,
+    TAG_BY_KIND,
+    TAG_BY_STATUS,
+    TRACE_STATE,
+    WARNINGS,
+)
 
 if TYPE_CHECKING:
     from google.protobuf.internal.containers import RepeatedCompositeFieldContainer as Repeated
 
 __all__ = [
-    "any_value_text",
     "jaeger_spans_to_resource_spans",
+    "jaeger_tag_text",
     "otlp_span_to_jaeger",
     "resource_spans_to_jaeger",
     "resource_to_process",
 ]
-
-SERVICE_NAME = "service.name"
-SPAN_KIND = "span.kind"
-ERROR = "error"
-STATUS_CODE = "otel.status_code"
-STATUS_DESCRIPTION = "otel.status_description"
-TRACE_STATE = "w3c.tracestate"
-REF_TYPE = "opentracing.ref_type"
-WARNINGS = "@jaeger@warnings"
-EVENT = "event"
-SCOPE_NAME = "otel.scope.name"
-SCOPE_VERSION = "otel.scope.version"
 
 _NANOS = 1_000_000_000
 _FIXED64_MAX = 2**64 - 1
@@ -70,16 +76,6 @@ _UNSET = trace_pb2.Status.STATUS_CODE_UNSET
 _OK = trace_pb2.Status.STATUS_CODE_OK
 _ERROR = trace_pb2.Status.STATUS_CODE_ERROR
 
-_KIND_BY_TAG = {
-    "client": trace_pb2.Span.SPAN_KIND_CLIENT,
-    "server": trace_pb2.Span.SPAN_KIND_SERVER,
-    "producer": trace_pb2.Span.SPAN_KIND_PRODUCER,
-    "consumer": trace_pb2.Span.SPAN_KIND_CONSUMER,
-    "internal": trace_pb2.Span.SPAN_KIND_INTERNAL,
-}
-_TAG_BY_KIND = {kind: tag for tag, kind in _KIND_BY_TAG.items()}
-_STATUS_BY_TAG = {"OK": _OK, "ERROR": _ERROR}
-_TAG_BY_STATUS = {code: tag for tag, code in _STATUS_BY_TAG.items()}
 _REF_TYPE_CHILD_OF = "child_of"
 _REF_TYPE_FOLLOWS_FROM = "follows_from"
 _REF_TAG_BY_TYPE = {_CHILD_OF: _REF_TYPE_CHILD_OF, _FOLLOWS_FROM: _REF_TYPE_FOLLOWS_FROM}
@@ -93,16 +89,6 @@ _SPECIAL_ATTRIBUTES = frozenset({ERROR, STATUS_CODE, STATUS_DESCRIPTION, TRACE_S
 # -- IDs -----------------------------------------------------------------------------------------------
 
 
-def _trace_id(raw: bytes) -> bytes:
-    """A Jaeger trace ID as 16 bytes; Jaeger accepts 8 (the low half) as well."""
-    n = len(raw)
-    if n == 16:
-        return raw
-    if n == 8:
-        return bytes(8) + raw
-    raise ValueError(f"invalid trace ID length {n}: want 16 or 8 bytes")
-
-
 def _span_id(raw: bytes) -> bytes:
     if len(raw) != 8:
         raise ValueError(f"invalid span ID length {len(raw)}: want 8 bytes")
@@ -112,7 +98,7 @@ def _span_id(raw: bytes) -> bytes:
 # -- values --------------------------------------------------------------------------------------------
 
 
-def any_value_text(value: common_pb2.AnyValue) -> str:
+def jaeger_tag_text(value: common_pb2.AnyValue) -> str:
     """OpenTelemetry's `Value.AsString()`, as Jaeger shows arrays and maps: plain JSON (`["a",5]`)."""
     return json.dumps(_plain(value), separators=(",", ":"), ensure_ascii=False)
 
@@ -173,7 +159,7 @@ def _set_jaeger_kv(tag: model_pb2.KeyValue, kv: common_pb2.KeyValue) -> None:
         tag.v_binary = value.bytes_value
     elif which is not None:
         # array and kvlist have no Jaeger type; OpenTelemetry writes them as text.
-        tag.v_str = any_value_text(value)
+        tag.v_str = jaeger_tag_text(value)
 
 
 def _add_string_tag(out: Repeated[model_pb2.KeyValue], key: str, value: str) -> None:
@@ -188,14 +174,14 @@ def _add_string_tag(out: Repeated[model_pb2.KeyValue], key: str, value: str) -> 
 def _status_from_tags(error: bool, code_tag: str | None) -> trace_pb2.Status.StatusCode.ValueType:
     """The status code OpenTelemetry reads from a Jaeger span's tags; `otel.status_code` wins."""
     if code_tag is not None:
-        code = _STATUS_BY_TAG.get(code_tag)
+        code = STATUS_BY_TAG.get(code_tag)
         if code is not None:
             return code
     return _ERROR if error else _UNSET
 
 
 def _fill_otlp_span(out: trace_pb2.Span, span: model_pb2.Span) -> None:
-    trace_id = _trace_id(span.trace_id)
+    trace_id = widen_trace_id(span.trace_id)
     out.trace_id = trace_id
     out.span_id = _span_id(span.span_id)
     out.name = span.operation_name
@@ -209,8 +195,8 @@ def _fill_otlp_span(out: trace_pb2.Span, span: model_pb2.Span) -> None:
         vt = kv.v_type
         if key in _SPECIAL_TAGS:
             if key == SPAN_KIND:
-                if not kind_seen and vt == _STRING and kv.v_str in _KIND_BY_TAG:
-                    out.kind = _KIND_BY_TAG[kv.v_str]
+                if not kind_seen and vt == _STRING and kv.v_str in KIND_BY_TAG:
+                    out.kind = KIND_BY_TAG[kv.v_str]
                     kind_seen = True
                     continue  # carried by Span.kind alone
             elif key == ERROR:
@@ -246,7 +232,7 @@ def _fill_otlp_span(out: trace_pb2.Span, span: model_pb2.Span) -> None:
     if references:
         add_link = out.links.add
         for ref in references:
-            ref_trace_id = _trace_id(ref.trace_id)
+            ref_trace_id = widen_trace_id(ref.trace_id)
             ref_span_id = _span_id(ref.span_id)
             ref_type = ref.ref_type
             if not parent_found and ref_type == _CHILD_OF and ref_trace_id == trace_id:
@@ -354,7 +340,7 @@ def _scope_tags(scope: common_pb2.InstrumentationScope) -> list[tuple[str, str]]
 def _warning_text(value: common_pb2.AnyValue) -> str:
     if value.WhichOneof("value") == "string_value":
         return value.string_value
-    return any_value_text(value)
+    return jaeger_tag_text(value)
 
 
 def _to_jaeger_span(
@@ -394,7 +380,7 @@ def _to_jaeger_span(
                 trace_state_seen = True
         _set_jaeger_kv(add(), kv)
 
-    kind_tag = _TAG_BY_KIND.get(span.kind)
+    kind_tag = TAG_BY_KIND.get(span.kind)
     if kind_tag is not None:
         _add_string_tag(tags, SPAN_KIND, kind_tag)
     # Status tags are added only where the attributes, read as Jaeger tags, would give another status: a
@@ -409,7 +395,7 @@ def _to_jaeger_span(
                 tag.v_type = _BOOL
                 tag.v_bool = True
             if not code_seen:
-                _add_string_tag(tags, STATUS_CODE, _TAG_BY_STATUS.get(code, str(code)))
+                _add_string_tag(tags, STATUS_CODE, TAG_BY_STATUS.get(code, str(code)))
         if status.message and not description_seen:
             _add_string_tag(tags, STATUS_DESCRIPTION, status.message)
     if span.trace_state and not trace_state_seen:

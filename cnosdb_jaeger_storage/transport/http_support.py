@@ -10,7 +10,7 @@ import zlib
 import zstandard
 from aiohttp import web
 
-from .errors import StorageError
+from ..errors import StorageError
 
 
 class HttpError(Exception):

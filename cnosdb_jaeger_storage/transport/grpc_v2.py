@@ -13,6 +13,13 @@ from collections.abc import AsyncIterator, Iterable
 
 import grpc
 
+from ..model.ids import trace_id_hex
+from ..model.span_rows import attribute_text
+from ..model.trace_query import TraceQuery
+from ..proto import common_pb2, dependency_storage_grpc, dependency_storage_pb2, trace_pb2, trace_storage_grpc
+from ..proto import trace_storage_pb2 as pb
+from ..storage.store import TraceSummary
+from ..storage.tenancy import Tenancy
 from .grpc_support import (
     ENTRY_OVERHEAD,
     MAX_CHUNK_BYTES,
@@ -22,15 +29,8 @@ from .grpc_support import (
     store_of,
     streaming,
     timestamp_ns,
-    trace_id_hex,
     unary,
 )
-from .proto import common_pb2, dependency_storage_grpc, dependency_storage_pb2, trace_pb2, trace_storage_grpc
-from .proto import trace_storage_pb2 as pb
-from .query_builder import TraceQuery
-from .spanrow import attribute_text
-from .store import TraceSummary
-from .tenancy import Tenancy
 
 MAX_CHUNK_SPANS = 1000
 DEFAULT_SEARCH_DEPTH = 100
@@ -85,7 +85,7 @@ def summaries_responses(summaries: list[TraceSummary]) -> Iterable[pb.FindTraceS
         yield response
 
 
-def _any_value_text(value: pb.AnyValue) -> str:
+def _search_text(value: pb.AnyValue) -> str:
     """A typed search value as the text the span table stores (docs/schema.md).
 
     `jaeger.storage.v2.AnyValue` is a copy of OTLP's, so the bytes convert one into the other.
@@ -97,7 +97,7 @@ def _any_value_text(value: pb.AnyValue) -> str:
 def trace_query(q: pb.TraceQueryParameters) -> TraceQuery:
     return TraceQuery(
         service=q.service_name, operation=q.operation_name,
-        attributes={kv.key: _any_value_text(kv.value) for kv in q.attributes},
+        attributes={kv.key: _search_text(kv.value) for kv in q.attributes},
         start_min=timestamp_ns(q.start_time_min), start_max=timestamp_ns(q.start_time_max),
         duration_min=duration_ns(q.duration_min), duration_max=duration_ns(q.duration_max),
         limit=q.search_depth if q.search_depth > 0 else DEFAULT_SEARCH_DEPTH)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cnosdb_jaeger_storage import operations_index, spanrow
-from cnosdb_jaeger_storage import query_builder as sql
+from cnosdb_jaeger_storage.cnosdb import operations_table
+from cnosdb_jaeger_storage.cnosdb import sql as sql
+from cnosdb_jaeger_storage.model import span_rows
 
 GOLDEN = Path(__file__).parent / "golden_sql"
 T = "jaeger_spans"
@@ -20,8 +21,8 @@ DAY = 86_400 * 10**9
 START = 1_700_000_000 * 10**9
 
 COLUMNS = frozenset({
-    spanrow.TIME, spanrow.SERVICE_NAME, spanrow.TRACE_ID, spanrow.SPAN_ID, spanrow.NAME, spanrow.KIND,
-    spanrow.STATUS_CODE, spanrow.DURATION, spanrow.SCOPE_NAME,
+    span_rows.TIME, span_rows.SERVICE_NAME, span_rows.TRACE_ID, span_rows.SPAN_ID, span_rows.NAME, span_rows.KIND,
+    span_rows.STATUS_CODE, span_rows.DURATION, span_rows.SCOPE_NAME,
     "ResourceSpans/ScopeSpans/Span/attributes/http.status_code",
     "ResourceSpans/Resource/attributes/host.name",
     "ResourceSpans/ScopeSpans/Span/Event_0/attributes/http.status_code",
@@ -61,10 +62,10 @@ CASES = {
         attributes={"it's \"quoted\"": "'; DROP TABLE jaeger_spans; --", "back\\slash": "v"}), COLUMNS),
     "find_trace_ids_unknown_tag": sql.find_trace_ids(T, sql.TraceQuery(attributes={"nope": "1"}), COLUMNS),
     "find_trace_ids_kind_tag": sql.find_trace_ids(T, sql.TraceQuery(attributes={"span.kind": "client"}),
-                                                  COLUMNS | {spanrow.KIND_TAG}),
+                                                  COLUMNS | {span_rows.KIND_TAG}),
     "find_trace_ids_overflow": sql.find_trace_ids(T, sql.TraceQuery(
         service="frontend", attributes={"http.status_code": "200", "100%_off 'q' \"d\" b\\s": "50%_\\"}),
-        COLUMNS | {spanrow.SPAN_ATTRIBUTES_OVERFLOW, spanrow.RESOURCE_ATTRIBUTES_OVERFLOW,
+        COLUMNS | {span_rows.SPAN_ATTRIBUTES_OVERFLOW, span_rows.RESOURCE_ATTRIBUTES_OVERFLOW,
                    "ResourceSpans/ScopeSpans/Span/Event_0/attributes_overflow"}),
     "trace_bounds": sql.trace_bounds(T, ["0" * 31 + "1", "0" * 31 + "2"]),
     "trace_bounds_seven": sql.trace_bounds(T, [f"{i:032x}" for i in range(1, 8)]),
@@ -103,7 +104,7 @@ def test_tag_search_matches_every_level_of_exactly_that_key() -> None:
 
 
 def test_any_tag_key_may_match_an_overflow_column_exactly() -> None:
-    columns = COLUMNS | {spanrow.SPAN_ATTRIBUTES_OVERFLOW}
+    columns = COLUMNS | {span_rows.SPAN_ATTRIBUTES_OVERFLOW}
     statement = sql.find_trace_ids(T, sql.TraceQuery(attributes={"nope": "1"}), columns)
     assert statement is not None
     overflow = '"ResourceSpans/ScopeSpans/Span/attributes_overflow"'
@@ -117,7 +118,7 @@ def test_unknown_tag_key_cannot_match() -> None:
     assert sql.find_trace_ids(T, sql.TraceQuery(attributes={"nope": "1"}), COLUMNS) is None
 
 
-# --- rules every statement keeps on CnosDB (see query_builder's docstring), checked on the golden files ---
+# --- rules every statement keeps on CnosDB (see cnosdb/sql.py's docstring), checked on the golden files ---
 
 _TOKEN = re.compile(r"""\s*("(?:[^"]|"")*"|'(?:[^']|'')*'|<=|>=|<>|[=<>(),]|[^\s"'(),=<>]+)""")
 _COMPARISON = ("=", "<>", "<", "<=", ">", ">=")
@@ -139,7 +140,7 @@ def _golden_statements() -> dict[str, str]:
 
 def _tag_identifiers() -> set[str]:
     """Tags of the span table and of the operations table (every column of it but `last_start`)."""
-    tags = (*spanrow.TAG_COLUMNS, operations_index.SERVICE, operations_index.NAME, operations_index.KIND)
+    tags = (*span_rows.TAG_COLUMNS, operations_table.SERVICE, operations_table.NAME, operations_table.KIND)
     return {'"' + column.replace('"', '""') + '"' for column in tags} | _UNQUOTED_TAGS
 
 

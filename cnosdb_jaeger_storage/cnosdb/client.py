@@ -16,8 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from .errors import CnosDBError, CnosDBTimeout, CnosDBUnavailable
-from .metrics import METRICS
+from ..errors import CnosDBError, CnosDBTimeout, CnosDBUnavailable
+from ..metrics import METRICS
 
 TIME_COLUMN = "time"
 

@@ -18,14 +18,15 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
+from ..metrics import METRICS
+from ..model.ids import trace_id_from_text
+from ..model.jaeger_otlp import resource_spans_to_jaeger
+from ..model.trace_query import TraceQuery
+from ..proto import model_pb2
+from ..storage.store import TraceStore
+from ..storage.tenancy import CnosDBHeaders, Tenancy
 from .http_support import check_basic_auth, status_of
-from .jaeger_otlp import resource_spans_to_jaeger
-from .metrics import METRICS
-from .proto import model_pb2
-from .query_builder import TraceQuery
-from .store import TraceStore
-from .tenancy import CnosDBHeaders, Tenancy
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +130,6 @@ def trace_json(spans: list[model_pb2.Span]) -> dict[str, Any]:
         spans_json.append(item)
     return {"traceID": spans_json[0]["traceID"] if spans_json else "", "spans": spans_json,
             "processes": process_json, "warnings": None}
-
-
-def _trace_id_param(text: str) -> str:
-    if not text or len(text) > 32 or not re.fullmatch(r"[0-9a-fA-F]+", text):
-        raise InvalidRequest(f"cannot parse traceID {text!r}")
-    return text.lower().rjust(32, "0")
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -242,11 +237,11 @@ class QueryHttpApi:
         if trace_ids:
             data, errors = [], []
             for text in trace_ids:
-                trace = await store.get_trace(_trace_id_param(text))
+                trace = await store.get_trace(trace_id_from_text(text))
                 if trace:
                     data.append(trace_json(resource_spans_to_jaeger(trace)))
                 else:  # as Jaeger: no code, the ID in its own form
-                    trace_id = _id_hex(bytes.fromhex(_trace_id_param(text)))
+                    trace_id = _id_hex(bytes.fromhex(trace_id_from_text(text)))
                     errors.append({"msg": "trace not found", "traceID": trace_id})
             return _json_response(envelope(data, errors=errors or None))
         data = [trace_json(resource_spans_to_jaeger(t)) async for t in store.find_traces(search_query(request))]
@@ -254,7 +249,7 @@ class QueryHttpApi:
 
     async def _trace(self, request: web.Request, store: TraceStore) -> web.Response:
         start, end = _int_param(request, "start"), _int_param(request, "end")
-        trace = await store.get_trace(_trace_id_param(request.match_info["trace_id"]),
+        trace = await store.get_trace(trace_id_from_text(request.match_info["trace_id"]),
                                       start * 1000 if start is not None else None,
                                       end * 1000 if end is not None else None)
         if not trace:

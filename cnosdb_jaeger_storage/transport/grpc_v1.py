@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator, Iterable
 
 import grpc
 
-from .errors import InvalidRequest, TraceNotFound
+from ..errors import InvalidRequest, TraceNotFound
+from ..model.ids import trace_id_hex
+from ..model.jaeger_otlp import jaeger_spans_to_resource_spans, resource_spans_to_jaeger
+from ..model.trace_query import TraceQuery
+from ..proto import model_pb2, storage_v1_grpc, trace_pb2
+from ..proto import storage_v1_pb2 as pb
+from ..storage.store import TraceStore
+from ..storage.tenancy import Tenancy
 from .grpc_support import (
     ENTRY_OVERHEAD,
     MAX_CHUNK_BYTES,
@@ -22,15 +29,8 @@ from .grpc_support import (
     store_of,
     streaming,
     timestamp_ns,
-    trace_id_hex,
     unary,
 )
-from .jaeger_otlp import jaeger_spans_to_resource_spans, resource_spans_to_jaeger
-from .proto import model_pb2, storage_v1_grpc, trace_pb2
-from .proto import storage_v1_pb2 as pb
-from .query_builder import TraceQuery
-from .store import TraceStore
-from .tenancy import Tenancy
 
 MAX_CHUNK_SPANS = 1000
 STREAM_WRITE_CHUNK = 1000

@@ -26,8 +26,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from .errors import CnosDBError, CnosDBTimeout, StorageError
-from .metrics import METRICS
+from ..errors import CnosDBError, CnosDBTimeout, StorageError
+from ..metrics import METRICS
 
 log = logging.getLogger(__name__)
 

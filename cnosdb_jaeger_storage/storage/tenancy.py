@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from .errors import InvalidRequest, UnknownDatabase, UnknownTenant
+from ..errors import InvalidRequest, UnknownDatabase, UnknownTenant
 from .store import Target, TraceStore
 
 _MAX_TABLE_NAME = 128

@@ -1,6 +1,6 @@
 """Every SQL statement this server sends to CnosDB, built here and nowhere else.
 
-Values and names reach the text only through `quoting`; `tests/test_query_builder.py` compares each
+Values and names reach the text only through `quoting`; `tests/test_sql.py` compares each
 statement with a golden file under `tests/golden_sql/` and checks the rules below on every one of them.
 The SQL stays inside what CnosDB's DataFusion 27 fork runs: WHERE, IN lists, LIKE (without ESCAPE),
 UNION ALL, GROUP BY, ORDER BY, LIMIT, inner joins, count/min/max, and CnosDB's `SHOW TAG VALUES`.
@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 
-from . import operations_index as index
-from . import spanrow as col
+from ..model import span_rows as col
+from ..model import vocabulary
+from ..model.stored_names import stored_name
+from ..model.trace_query import TraceQuery
+from . import operations_table as index
 from .quoting import sql_identifier as ident
-from .quoting import sql_like_containing, sql_timestamp, stored_name
+from .quoting import sql_like_containing, sql_timestamp
 from .quoting import sql_string as lit
 
 # An attribute column: resource, scope, span, event or link level, then the stored attribute key.
@@ -31,21 +33,6 @@ _ATTRIBUTE_COLUMN = col.ATTRIBUTE_COLUMN
 _EVENT_NAME_COLUMN = re.compile(r"ResourceSpans/ScopeSpans/Span/Event_\d+/name")
 
 TRACE_IDS_PER_IN = 3  # the most values an IN list of a tag may hold and still use CnosDB's index
-_KINDS = ("internal", "server", "client", "producer", "consumer")
-
-
-@dataclass(frozen=True)
-class TraceQuery:
-    """A trace search. Times in unix nanoseconds, None meaning no bound; attribute values as text."""
-
-    service: str = ""
-    operation: str = ""
-    attributes: Mapping[str, str] = field(default_factory=dict)
-    start_min: int | None = None
-    start_max: int | None = None
-    duration_min: int | None = None
-    duration_max: int | None = None
-    limit: int = 100
 
 
 def create_database(database: str, ttl: str) -> str:
@@ -78,7 +65,7 @@ def services(table: str) -> str:
 
 
 def indexed_services(operations_table: str) -> str:
-    """Services from the operations table (module `operations_index`): `key`, `value` rows."""
+    """Services from the operations table (cnosdb/operations_table.py): `key`, `value` rows."""
     return show_tag_values(operations_table, index.SERVICE)
 
 
@@ -116,14 +103,9 @@ def operations_scan(table: str, service: str, span_kind: str = "") -> str:
     name, kind = ident(col.NAME), ident(col.KIND)
     where = [f"{ident(col.SERVICE_NAME)} = {lit(stored_name(service))}", f"{name} IS NOT NULL"]
     if span_kind:
-        where.append(_field_equals(col.KIND, otlp_kind(span_kind)))
+        where.append(_field_equals(col.KIND, vocabulary.kind_name(span_kind)))
     return (f"SELECT {name} AS name, {kind} AS kind FROM {ident(table)} WHERE {' AND '.join(where)} "
             f"GROUP BY {name}, {kind} ORDER BY {name}, {kind}")
-
-
-def otlp_kind(jaeger_kind: str) -> str:
-    """'server' → 'SPAN_KIND_SERVER', as CnosDB's trace table spells the kind."""
-    return "SPAN_KIND_" + jaeger_kind.upper()
 
 
 def find_trace_ids(table: str, query: TraceQuery, columns: Collection[str]) -> str | None:
@@ -236,21 +218,21 @@ def _attribute_matches(key: str, value: str, columns: Collection[str]) -> list[s
     stored_key = stored_name(key)
     pairs = [(c, stored_name(value) if c in col.TAG_COLUMNS else value) for c in sorted(columns)
              if (m := _ATTRIBUTE_COLUMN.fullmatch(c)) and m.group(1) == stored_key]
-    if key == "error" and value == "true":
+    if key == vocabulary.ERROR and value == "true":
         pairs.append((col.STATUS_CODE, "STATUS_CODE_ERROR"))
-    elif key == "otel.status_code" and value in ("OK", "ERROR"):
-        pairs.append((col.STATUS_CODE, "STATUS_CODE_" + value))
-    elif key == "otel.status_description":
+    elif key == vocabulary.STATUS_CODE and (status := vocabulary.status_name(value)):
+        pairs.append((col.STATUS_CODE, status))
+    elif key == vocabulary.STATUS_DESCRIPTION:
         pairs.append((col.STATUS_MESSAGE, value))
-    elif key == "span.kind" and value in _KINDS:
-        pairs.append((col.KIND_TAG if col.KIND_TAG in columns else col.KIND, otlp_kind(value)))
-    elif key in ("otel.scope.name", "otel.library.name"):
+    elif key == vocabulary.SPAN_KIND and value in vocabulary.KIND_BY_TAG:
+        pairs.append((col.KIND_TAG if col.KIND_TAG in columns else col.KIND, vocabulary.kind_name(value)))
+    elif key in (vocabulary.SCOPE_NAME, vocabulary.LIBRARY_NAME):
         pairs.append((col.SCOPE_NAME, stored_name(value)))
-    elif key in ("otel.scope.version", "otel.library.version"):
+    elif key in (vocabulary.SCOPE_VERSION, vocabulary.LIBRARY_VERSION):
         pairs.append((col.SCOPE_VERSION, stored_name(value)))
-    elif key == "w3c.tracestate":
+    elif key == vocabulary.TRACE_STATE:
         pairs.append((col.TRACE_STATE, stored_name(value)))
-    elif key == "event":
+    elif key == vocabulary.EVENT:
         pairs.extend((c, value) for c in sorted(columns) if _EVENT_NAME_COLUMN.fullmatch(c))
     # Only columns the table has: naming a missing column is an error in CnosDB, not a non-match.
     found = [_equals(c, v) for c, v in pairs if c in columns]
