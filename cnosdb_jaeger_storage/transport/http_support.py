@@ -20,7 +20,9 @@ class HttpError(Exception):
 
 
 def check_basic_auth(request: web.Request, user: str, password: str) -> None:
-    """Raises 401 unless the request carries `user:password` (no-op when `user` is empty)."""
+    """Raises 401 unless the request carries `user:password` (no-op when `user` is empty).
+
+    Decoded here: aiohttp 3.14 deprecated its `BasicAuth` (gone in 4.0) and offers only an encoder instead."""
     if not user:
         return
     scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
