@@ -20,7 +20,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .cnosdb import sql
-from .cnosdb.client import CnosDBClient
+from .cnosdb.client import CnosDB, CnosDBClient
+from .cnosdb.in_process import InProcessCnosDB
 from .config import Config, split_addr, ttl_seconds
 from .errors import CnosDBError
 from .metrics import METRICS
@@ -33,7 +34,6 @@ from .transport.otlp_http import OtlpHttpReceiver
 
 if TYPE_CHECKING:  # imported at run time only when the embedded default starts (the `embedded` extra)
     from cnosdb_lite.engine import Engine
-    from cnosdb_lite.http_server import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +118,14 @@ class Server:
     """The running server; `close()` stops accepting, writes what is queued, and releases everything."""
 
     config: Config
-    client: CnosDBClient
+    client: CnosDB
     tenancy: Tenancy
     listeners: Listeners
     admission: Admission
     grpc_servers: list[grpc.aio.Server] = field(default_factory=list)
     http_runners: list[web.AppRunner] = field(default_factory=list)
     writers: list[BatchWriter] = field(default_factory=list)
-    embedded: RunningServer | None = None  # the in-process cnosdb-lite, if any
-    engine: Engine | None = None
+    engine: Engine | None = None  # the embedded cnosdb-lite, if no --cnosdb-url
     ready: bool = False  # the configured databases exist: until then /healthz says so
 
     @property
@@ -142,40 +141,25 @@ class Server:
         for writer in self.writers:
             await writer.close()
         await self.client.close()
-        if self.embedded is not None:
-            await self.embedded.close()
         if self.engine is not None:
             self.engine.close()
 
 
 async def start(config: Config) -> Server:
     listeners = Listeners.open(config)
-    embedded = engine = None
-    url = config.cnosdb_url
+    engine = None
+    client: CnosDB
     try:
         if config.embedded:
-            try:  # the `embedded` extra: pyarrow and DataFusion, only needed here
-                from cnosdb_lite.engine import Engine
-                from cnosdb_lite.http_server import start_server
-                from cnosdb_lite.lock import DataDirLocked
-            except ImportError as exc:
-                raise StartupError(f"the embedded cnosdb-lite cannot start ({exc}): install it with "
-                                   "pip install 'cnosdb-jaeger-storage[embedded]', or give --cnosdb-url") from None
-            _check_data_dir(config.data_dir)
-            try:
-                engine = Engine(config.data_dir)
-            except DataDirLocked as exc:
-                raise StartupError(f"--data-dir {config.data_dir}: {exc}") from None
-            embedded = await start_server(engine, "127.0.0.1", 0, user=config.cnosdb_user)
-            url = embedded.url
-            log.info("embedded cnosdb-lite data_dir=%s url=%s", config.data_dir, url)
+            engine = _open_engine(config.data_dir)
+            client = InProcessCnosDB(engine)
+            log.info("embedded cnosdb-lite data_dir=%s", config.data_dir)
+        else:
+            client = CnosDBClient(config.cnosdb_url, config.cnosdb_user, config.cnosdb_password,
+                                  compress=config.compress, timeout=config.cnosdb_timeout)
     except BaseException:
         listeners.close()
-        if engine is not None:
-            engine.close()
         raise
-    client = CnosDBClient(url, config.cnosdb_user, config.cnosdb_password, compress=config.compress,
-                          timeout=config.cnosdb_timeout)
     default = Target(config.tenant, config.database, config.table)
     writers: list[BatchWriter] = []
     retention: dict[Target, str] = {}  # each configured database's TTL as CnosDB reports it
@@ -206,8 +190,7 @@ async def start(config: Config) -> Server:
     tenancy = Tenancy(default, parse_tenants(config.tenants, default), config.tenant_header, make_store,
                       database_exists, config.max_tables)
     admission = Admission(config.max_inflight_bytes, ADMISSION_WAIT_SECONDS)
-    server = Server(config, client, tenancy, listeners, admission, writers=writers, embedded=embedded,
-                    engine=engine)
+    server = Server(config, client, tenancy, listeners, admission, writers=writers, engine=engine)
     try:
         await _serve_http(server, ["admin"])  # /healthz answers while CnosDB is awaited
         retention.update(await _create_databases(client, tenancy.targets, config))
@@ -218,6 +201,21 @@ async def start(config: Config) -> Server:
         await server.close()
         raise
     return server
+
+
+def _open_engine(data_dir: str) -> Engine:
+    """The embedded cnosdb-lite on `data_dir`, or StartupError saying what is missing or in the way."""
+    try:  # the `embedded` extra: pyarrow and DataFusion, only needed here
+        from cnosdb_lite.engine import Engine
+        from cnosdb_lite.lock import DataDirLocked
+    except ImportError as exc:
+        raise StartupError(f"the embedded cnosdb-lite cannot start ({exc}): install it with "
+                           "pip install 'cnosdb-jaeger-storage[embedded]', or give --cnosdb-url") from None
+    _check_data_dir(data_dir)
+    try:
+        return Engine(data_dir)
+    except DataDirLocked as exc:
+        raise StartupError(f"--data-dir {data_dir}: {exc}") from None
 
 
 def _check_data_dir(path: str) -> None:
@@ -235,7 +233,7 @@ def _check_data_dir(path: str) -> None:
                            "this user may write")
 
 
-async def _create_databases(client: CnosDBClient, targets: list[Target], config: Config) -> dict[Target, str]:
+async def _create_databases(client: CnosDB, targets: list[Target], config: Config) -> dict[Target, str]:
     """Creates each database if missing, waiting for CnosDB to come up; returns each one's actual TTL.
 
     A database that already existed keeps its own TTL, which is the one CnosDB enforces on writes.

@@ -12,7 +12,7 @@ import gzip
 import json
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -27,6 +27,18 @@ def parse_timestamp_ns(text: str) -> int:
     whole, _, fraction = text.partition(".")
     seconds = calendar.timegm(datetime.fromisoformat(whole).timetuple())
     return seconds * 1_000_000_000 + int(fraction.ljust(9, "0")[:9] or 0)
+
+
+class CnosDB(Protocol):
+    """What the server needs of a CnosDB: `CnosDBClient` (its HTTP API) or `InProcessCnosDB` (the embedded one)."""
+
+    async def sql(self, statement: str, *, tenant: str, database: str) -> list[dict[str, Any]]: ...
+
+    async def write(self, lines: str, *, tenant: str, database: str) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
 
 
 class CnosDBClient:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cnosdb import sql
-from ..cnosdb.client import CnosDBClient
+from ..cnosdb.client import CnosDB
 from ..cnosdb.line_protocol import AttributeBudget, Encoder
 from ..cnosdb.operations_table import OperationsIndex
 from ..cnosdb.quoting import check_spans
@@ -96,7 +96,7 @@ Trace = list[trace_pb2.ResourceSpans]
 
 
 class TraceStore:
-    def __init__(self, client: CnosDBClient, target: Target, writer: BatchWriter,
+    def __init__(self, client: CnosDB, target: Target, writer: BatchWriter,
                  min_start_ns: Callable[[], int] | None = None, *,
                  max_span_attributes: int | None = DEFAULT_MAX_SPAN_ATTRIBUTES,
                  max_attribute_columns: int | None = DEFAULT_MAX_ATTRIBUTE_COLUMNS) -> None:
