@@ -88,7 +88,7 @@ class CnosDBError(StorageError):
         return grpc.StatusCode.NOT_FOUND if self.not_found else grpc.StatusCode.INTERNAL
 
     @property
-    def http_status(self) -> int:  # type: ignore[override]
+    def http_status(self) -> int:  # type: ignore[override]  # a class attribute in StorageError, computed here
         if self.retryable:
             return 503
         return 404 if self.not_found else 500

@@ -39,7 +39,7 @@ class Gauge(_Metric):
         self._child(labels).inc(amount)  # type: ignore[union-attr]  # a Gauge's children are Gauges
 
     def set(self, value: float, **labels: str) -> None:
-        self._child(labels).set(value)  # type: ignore[union-attr]
+        self._child(labels).set(value)  # type: ignore[union-attr]  # a Gauge's children are Gauges
 
 
 class Histogram(_Metric):

@@ -214,7 +214,7 @@ def _attributes(attributes: Any, level: _Level, parts: list[str]) -> None:
             # No value: nothing to store, as in CnosDB.
             continue
         else:
-            text, name = col.attribute_text(value)  # type: ignore[misc]
+            text, name = col.attribute_text(value)  # type: ignore[misc]  # `which` is set: a pair, never None
             text = _escape_string(text)
             type_ = _T_OTHER[name]
         append(f'{head}{text}"')
@@ -321,7 +321,7 @@ class Encoder:
             else:
                 counted += 1
                 if counted > budget.per_level or not budget.admit(prefix + col.ATTRIBUTES + stored_name(kv.key)):
-                    overflow.append(col.overflow_entry(kv.key, kv.value))  # type: ignore[arg-type]
+                    overflow.append(col.overflow_entry(kv.key, kv.value))  # type: ignore[arg-type]  # `text` was set: never None
                     continue
                 parts.append(_field(prefix + col.ATTRIBUTES + kv.key) + lp_field_string(text))
             if type_:

@@ -183,7 +183,9 @@ def attribute_value(text: str, type_: str | None) -> common_pb2.AnyValue:
         elif type_ == TYPE_BYTES:
             return common_pb2.AnyValue(bytes_value=base64.b64decode(text, validate=True))
         elif type_ in (TYPE_ARRAY, TYPE_KVLIST):
-            return json_format.ParseDict(json.loads(text), common_pb2.AnyValue())
+            value = common_pb2.AnyValue()
+            json_format.ParseDict(json.loads(text), value)
+            return value
     except (ValueError, binascii.Error, json_format.ParseError):
         pass
     return common_pb2.AnyValue(string_value=text)
@@ -425,7 +427,7 @@ def rows_to_resource_spans(rows: Iterable[dict[str, Any]]) -> list[trace_pb2.Res
     names) read the same way, every attribute as a string.
     """
     out: list[trace_pb2.ResourceSpans] = []
-    resources: dict[tuple, tuple[trace_pb2.ResourceSpans, dict[tuple, trace_pb2.ScopeSpans]]] = {}
+    resources: dict[tuple[Any, ...], tuple[trace_pb2.ResourceSpans, dict[tuple[Any, ...], trace_pb2.ScopeSpans]]] = {}
     for row in rows:
         res_key: list[tuple[str, Any]] = []
         scope_key: list[tuple[str, Any]] = []

@@ -29,6 +29,7 @@ from ..errors import CnosDBError
 from ..metrics import METRICS
 from ..model import span_rows, vocabulary
 from ..model.stored_names import decode_stored_name
+from ..model.trace_query import TraceQuery
 from ..proto import trace_pb2
 from .writer import BatchWriter
 
@@ -207,7 +208,7 @@ class TraceStore:
                  for r in rows if "value" in r}
         return [(name, vocabulary.kind_tag(kind)) for name, kind in sorted(pairs)]
 
-    async def find_trace_ids(self, query: sql.TraceQuery) -> list[str]:
+    async def find_trace_ids(self, query: TraceQuery) -> list[str]:
         columns = await self.columns() if query.attributes else frozenset()
         statement = sql.find_trace_ids(self.target.table, query, columns)
         if statement is None:
@@ -215,7 +216,7 @@ class TraceStore:
         # A row without a trace ID (CnosDB's own writer can store one) is no trace to return.
         return [r["trace_id"] for r in await self._sql(statement) if r.get("trace_id")]
 
-    async def find_trace_bounds(self, query: sql.TraceQuery) -> list[FoundTrace]:
+    async def find_trace_bounds(self, query: TraceQuery) -> list[FoundTrace]:
         trace_ids = await self.find_trace_ids(query)
         if not trace_ids:
             return []
@@ -224,7 +225,7 @@ class TraceStore:
         return [FoundTrace(t, int(bounds[t]["first_start"]), int(bounds[t]["last_end"]))
                 for t in trace_ids if t in bounds]
 
-    async def find_trace_summaries(self, query: sql.TraceQuery) -> AsyncIterator[list[TraceSummary]]:
+    async def find_trace_summaries(self, query: TraceQuery) -> AsyncIterator[list[TraceSummary]]:
         """Summaries of the traces `find_traces` would yield, in its order, a list per group of traces; counted
         by CnosDB (per trace: spans and errors by service, roots, spans whose parent is found), not read."""
         trace_ids = await self.find_trace_ids(query)
@@ -242,7 +243,7 @@ class TraceStore:
             if summaries:
                 yield summaries
 
-    async def find_traces(self, query: sql.TraceQuery) -> AsyncIterator[Trace]:
+    async def find_traces(self, query: TraceQuery) -> AsyncIterator[Trace]:
         async for trace in self.get_traces(await self.find_trace_ids(query)):
             yield trace
 

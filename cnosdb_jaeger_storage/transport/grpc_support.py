@@ -77,7 +77,7 @@ class _Registrar:
         self.registered = True
 
 
-class _TolerantGeneric(grpc.GenericRpcHandler):
+class _TolerantGeneric(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc ships no type information
     """A generic handler whose methods pass undecodable bytes on to the handler, as `_Registrar` does."""
 
     def __init__(self, inner: grpc.GenericRpcHandler) -> None:
@@ -131,7 +131,7 @@ def unary(api: str) -> Callable[[F], F]:
                 METRICS.request_seconds.observe(time.perf_counter() - started, api=f"{api}.{method.__name__}")
             METRICS.requests.inc(api=f"{api}.{method.__name__}", outcome="ok")
             return response
-        return handler  # type: ignore[return-value]
+        return handler  # type: ignore[return-value]  # functools.wraps keeps the signature; mypy cannot see it
     return wrap
 
 
@@ -150,7 +150,7 @@ def streaming(api: str) -> Callable[[F], F]:
             finally:
                 METRICS.request_seconds.observe(time.perf_counter() - started, api=f"{api}.{method.__name__}")
             METRICS.requests.inc(api=f"{api}.{method.__name__}", outcome="ok")
-        return handler  # type: ignore[return-value]
+        return handler  # type: ignore[return-value]  # functools.wraps keeps the signature; mypy cannot see it
     return wrap
 
 
@@ -158,7 +158,7 @@ def timestamp_ns(ts: timestamp_pb2.Timestamp) -> int | None:
     """Unix ns, or None for an unset bound (zero, or Jaeger's year 1)."""
     if ts.seconds <= _YEAR_ONE_SECONDS or (ts.seconds == 0 and ts.nanos == 0):
         return None
-    return ts.seconds * 1_000_000_000 + ts.nanos
+    return int(ts.seconds) * 1_000_000_000 + int(ts.nanos)
 
 
 def duration_ns(d: duration_pb2.Duration) -> int | None:

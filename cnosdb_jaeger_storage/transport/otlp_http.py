@@ -91,7 +91,8 @@ def _status_body(content_type: str, status: int, message: str) -> bytes:
     code = _GRPC_CODE.get(status, grpc.StatusCode.INTERNAL).value[0]
     if content_type == JSON:
         return json.dumps({"code": code, "message": message}).encode()
-    return status_pb2.Status(code=code, message=message).SerializeToString()
+    body: bytes = status_pb2.Status(code=code, message=message).SerializeToString()
+    return body
 
 
 class OtlpHttpReceiver:
