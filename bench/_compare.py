@@ -50,6 +50,10 @@ from cnosdb_jaeger_storage.proto import storage_v1_pb2 as v1
 
 JAEGER_VERSION = "v1.76.0"
 EMBEDDED, REMOTE, JAEGER, NOOP = "embedded", "remote", "jaeger", "noop"
+SETTLE_LIMIT = 3.0  # --settle
+SHORT = {EMBEDDED: "embedded", REMOTE: "with a cnosdb-lite process"}
+RESULTS: dict[str, dict[str, Row]] = {}  # each section's rows by target, for the summary: grpc, http, stream,
+# unary-low, unary, get-trace
 LABELS = {
     EMBEDDED: "this project, embedded default",
     REMOTE: "this project + cnosdb-lite process",
@@ -193,6 +197,7 @@ class Run:
     cpu: dict[str, float]
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
+    settled: float = 0.0  # seconds after the last acknowledgement until the processes were idle
 
 
 @dataclass
@@ -202,16 +207,29 @@ class Row:
     note: str = ""
 
 
+def settle(target: Target, limit: float) -> float:
+    """Waits, `limit` seconds at most, until the target's processes are idle (under 5 ms of CPU in 100 ms),
+    so that work left after the acknowledgements (Go's GC, flushes) counts; returns the seconds waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        mark = target.cpu()
+        time.sleep(0.1)
+        if sum(target.cpu_since(mark).values()) < 0.005:
+            break
+    return time.perf_counter() - started
+
+
 def measure(target: Target, send: Coroutine[None, None, object], expected: int) -> Run:
-    """Sends, reads each process's CPU from the first send until the last acknowledgement, then checks that
-    the target stored as many more spans as were acknowledged (outside the CPU window: the count is a query
-    of its own). `send` (not started yet) returns its errors, or unary_write.drive's (acknowledged,
-    latencies, errors)."""
+    """Sends; reads each process's CPU from the first send until idle after the last acknowledgement (wall
+    time ends at that acknowledgement); then checks that the target stored as many more spans as were
+    acknowledged (outside the CPU window: the count is a query of its own). `send` (not started yet)
+    returns its errors, or unary_write.drive's (acknowledged, latencies, errors)."""
     before = target.stored()
     cpu = target.cpu()
     started = time.perf_counter()
     result = asyncio.run(send)
     wall = time.perf_counter() - started
+    settled = settle(target, SETTLE_LIMIT)
     used = target.cpu_since(cpu)
     if isinstance(result, tuple):
         count, latencies, errors = result[0], [x * 1000 for x in result[1]], result[2]
@@ -219,7 +237,7 @@ def measure(target: Target, send: Coroutine[None, None, object], expected: int) 
         count, latencies, errors = expected, [], int(result or 0)
     if target.lite_url:
         errors += max(0, before + count - target.stored())
-    return Run(count, wall, used, latencies, errors)
+    return Run(count, wall, used, latencies, errors, settled)
 
 
 def decode_run(bodies: list[bytes], parse: Callable[[bytes], object], spans: int) -> Run:
@@ -281,7 +299,8 @@ def print_table(title: str, rows: list[Row], reference: Row | None, unit: str = 
 
 
 def progress(path: str, round_: int, key: str, run: Run) -> None:
-    print(f"   . {path} round {round_ + 1} {key}: {run.count:,} in {run.wall:.2f} s", flush=True)
+    print(f"   . {path} round {round_ + 1} {key}: {run.count:,} in {run.wall:.2f} s, idle {run.settled:.1f} s later",
+          flush=True)
 
 
 # ---- sections ----------------------------------------------------------------------------------------
@@ -345,6 +364,7 @@ def ingest_section(args: argparse.Namespace, work: Path) -> None:
                                      f"{args.in_flight} in flight")
                 rows[NOOP].label = "no-op grpc.aio stream (decodes)"
             print_table(title, [*rows.values(), decode], rows[JAEGER], per_core=True)
+            RESULTS[path] = rows
 
 
 def unary_section(args: argparse.Namespace, work: Path) -> None:
@@ -371,6 +391,7 @@ def unary_section(args: argparse.Namespace, work: Path) -> None:
                 progress("unary", round_, key, result)
         print_table("WriteSpan, 1 call in flight", list(low.values()), low[JAEGER])
         print_table(f"WriteSpan, {args.in_flight} calls in flight", list(loaded.values()), loaded[JAEGER])
+        RESULTS["unary-low"], RESULTS["unary"] = low, loaded
 
 
 def query_section(args: argparse.Namespace, work: Path) -> None:
@@ -410,6 +431,7 @@ def query_section(args: argparse.Namespace, work: Path) -> None:
             for call, rows in ((get_trace, v1_rows), (get_traces, v2_rows)):
                 rows[key].runs.append(sequential_calls(target, call, probe))
             channel.close()
+    RESULTS["get-trace"] = v1_rows
     print_table("v1 SpanReaderPlugin/GetTrace", list(v1_rows.values()), v1_rows[JAEGER], unit="call", scale=1e3,
                 cpu_unit="ms")
     print_table("v2 TraceReader/GetTraces, 1 ID", list(v2_rows.values()), v2_rows[JAEGER], unit="call", scale=1e3,
@@ -430,13 +452,54 @@ def sequential_calls(target: Target, call: Callable[[bytes], int], probe: list[b
     return Run(len(probe), wall, target.cpu_since(cpu), latencies, errors)
 
 
+def summary(args: argparse.Namespace, work: Path) -> None:
+    """The targets of issue 10 against the medians measured above (those whose section ran)."""
+    print("\n== Targets (issue 10), from the medians above")
+
+    def median(key: str, target: str, value: Callable[[Run], float]) -> float:
+        return statistics.median(value(r) for r in RESULTS[key][target].runs)
+
+    def check(what: str, figure: str, met: bool, note: str = "") -> None:
+        print(f"   {what:72s} {figure:28s} {'met' if met else 'NOT met'}{'  ' + note if note else ''}")
+
+    for path, name in (("grpc", "OTLP/gRPC"), ("http", "OTLP/HTTP")):
+        if path in RESULTS:
+            ours, jaeger = (median(path, key, lambda r: whole(r, 1e6)) for key in (EMBEDDED, JAEGER))
+            check(f"{name} whole-backend CPU/span, embedded default <= 2x Jaeger's",
+                  f"{ours / jaeger:.2f}x ({ours:.1f} / {jaeger:.1f} µs)", ours <= 2 * jaeger)
+    for path, name in (("grpc", "OTLP/gRPC"), ("http", "OTLP/HTTP")):
+        if path in RESULTS:
+            rate = median(path, REMOTE, lambda r: r.count / r.cpu["server"])
+            check(f"{name} to a CnosDB process, server CPU >= 50k spans/s per core", f"{rate:,.0f} spans/s/core",
+                  rate >= 50_000)
+    if "stream" in RESULTS:
+        cpu = median("stream", REMOTE, lambda r: r.cpu["server"] / r.count * 1e6)
+        check("v1 WriteSpanStream, server CPU (cnosdb-lite apart) <= 50 µs/span", f"{cpu:.1f} µs/span", cpu <= 50)
+    if "unary" in RESULTS:
+        for key in (EMBEDDED, REMOTE):
+            rate = median("unary", key, lambda r: r.count / r.wall)
+            check(f"unary WriteSpan, {args.in_flight} in flight, {SHORT[key]} >= 3,000 spans/s",
+                  f"{rate:,.0f} spans/s", rate >= 3000)
+        for key in (EMBEDDED, REMOTE):
+            p50 = median("unary-low", key, lambda r: statistics.median(r.latencies_ms))
+            check(f"unary WriteSpan ack p50 at 1 in flight, {SHORT[key]} <= 10 ms", f"{p50:.2f} ms", p50 <= 10)
+    if "get-trace" in RESULTS:
+        stored = max(1, -(-args.stored // bp.SPANS_PER_GROUP)) * bp.SPANS_PER_GROUP
+        note = "" if stored >= 1_000_000 else f"(at {stored:,} spans stored; the target is at 1M: --stored 1000000)"
+        cpu = median("get-trace", EMBEDDED, lambda r: whole(r, 1e3))
+        check("v1 GetTrace whole-backend CPU per call, embedded default <= 3 ms", f"{cpu:.2f} ms", cpu <= 3, note)
+        cpu = median("get-trace", REMOTE, lambda r: r.cpu["server"] / r.count * 1e3)
+        check("v1 GetTrace server CPU per call (cnosdb-lite apart) <= 3 ms", f"{cpu:.2f} ms", cpu <= 3, note)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.plugin --compare-jaeger",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=50_000, help="spans per ingest path, target and round")
     parser.add_argument("--stored", type=int, default=100_000, help="spans stored for GetTrace")
     parser.add_argument("--rounds", type=int, default=2, help="repeats of each measurement (targets take turns)")
-    parser.add_argument("--sections", default="ingest,unary,query", help="comma list of: ingest, unary, query")
+    parser.add_argument("--sections", default="ingest,unary,query,summary",
+                        help="comma list of: ingest, unary, query, summary (the issue's targets checked)")
     parser.add_argument("--paths", default="grpc,http,stream", help="ingest paths: grpc, http, stream")
     parser.add_argument("--http-connections", type=int, default=8)
     parser.add_argument("--grpc-streams", type=int, default=4, help="gRPC channels of the ingest paths")
@@ -447,6 +510,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unary-spans", type=int, default=80_000, help="unary WriteSpan: spans per round, at most")
     parser.add_argument("--samples", type=int, default=200, help="GetTrace calls per target")
     parser.add_argument("--max-seconds", type=float, default=600, help="bound of each ingest run")
+    parser.add_argument("--settle", type=float, default=3, help="at most this long for CPU after the last ack")
     parser.add_argument("--server-arg", action="append", default=[], help="extra flag of this project's server")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data, logs)")
     args = parser.parse_args(argv)
@@ -462,4 +526,7 @@ def main(argv: list[str] | None = None) -> None:
           "/proc/<pid>/stat if a thread ended during a run)\n"
           f"   ranges are min–max over {args.rounds} "
           "round(s); × Jaeger = median whole CPU over Jaeger's", flush=True)
-    bp.run_sections(args, work, {"ingest": ingest_section, "unary": unary_section, "query": query_section})
+    global SETTLE_LIMIT
+    SETTLE_LIMIT = args.settle
+    bp.run_sections(args, work, {"ingest": ingest_section, "unary": unary_section, "query": query_section,
+                                 "summary": summary})
