@@ -14,14 +14,18 @@ The same synthetic spans (bench/_synthetic.py, as in bench.plugin), sent by the 
 - no-op ceilings on the same libraries (bench/_noop.py): grpc.aio that only decodes Export, WriteSpan and
   WriteSpanStream requests, aiohttp that only reads the body; and the bare protobuf decode in this process.
 
-CPU is each process's time on a CPU over the run, summed over its threads (/proc/<pid>/task/*/schedstat, in
-nanoseconds; utime + stime from /proc/<pid>/stat, in 10 ms ticks, if a thread ended), divided by the spans
-(or calls); this machine is shared, so CPU per span is the figure to compare, wall rates are noisier. Each
-measurement is repeated `--rounds` times, targets taking turns; a range is min–max over rounds, a ratio
-is the median of the row's whole-backend CPU over the median of Jaeger's.
+CPU is each process's time on a CPU, summed over its threads (/proc/<pid>/task/*/schedstat, in nanoseconds;
+utime + stime from /proc/<pid>/stat, in 10 ms ticks, if a thread ended), from the first send until the
+processes are idle after the last acknowledgement (`--settle` seconds at most: deferred work such as Go's GC
+counts), divided by the spans (or calls); this machine is shared, so CPU per span is the figure to compare,
+wall rates are noisier. Each measurement is repeated `--rounds` times, targets taking turns; a range is
+min–max over rounds, a ratio is the median of the row's whole-backend CPU over the median of Jaeger's.
+
+Last, the targets of issue 10 are checked against the medians (section `summary`).
 
 Options: --spans N (per ingest path and round), --stored N (GetTrace), --rounds N, --sections
-ingest,unary,query, --seconds / --low-seconds / --in-flight (unary WriteSpan), --samples (GetTrace).
+ingest,unary,query,summary, --seconds / --low-seconds / --in-flight (unary WriteSpan), --samples (GetTrace).
+Defaults take about 4 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from cnosdb_jaeger_storage.proto import storage_v1_pb2 as v1
 JAEGER_VERSION = "v1.76.0"
 EMBEDDED, REMOTE, JAEGER, NOOP = "embedded", "remote", "jaeger", "noop"
 SETTLE_LIMIT = 3.0  # --settle
-SHORT = {EMBEDDED: "embedded", REMOTE: "with a cnosdb-lite process"}
+SHORT = {EMBEDDED: "embedded", REMOTE: "to cnosdb-lite"}
 RESULTS: dict[str, dict[str, Row]] = {}  # each section's rows by target, for the summary: grpc, http, stream,
 # unary-low, unary, get-trace
 LABELS = {
@@ -310,7 +314,8 @@ def ingest_section(args: argparse.Namespace, work: Path) -> None:
     n = groups * bp.SPANS_PER_GROUP
     print(f"\n== Ingest: {n:,} spans per path, target and round ({bp.SPANS_PER_REQUEST} spans per OTLP request, "
           f"{args.http_connections} HTTP connections / {args.grpc_streams} gRPC channels; WriteSpanStream "
-          f"{args.stream_spans} spans per call); CPU from the first send to the last acknowledgement")
+          f"{args.stream_spans} spans per call); wall time from the first send to the last acknowledgement, CPU until "
+          "the processes are idle after it")
     templates = bp._templates()
     base = random.getrandbits(31) << 8
     keys = [EMBEDDED, REMOTE, JAEGER, NOOP]
@@ -523,7 +528,7 @@ def main(argv: list[str] | None = None) -> None:
           f"   {LABELS[JAEGER]}: SPAN_STORAGE_TYPE=memory; v1 API, v2 TraceReader, OTLP Export on one port\n"
           f"   no-op ceilings: bench/_noop.py (grpc.aio, aiohttp), decoding only\n"
           "   CPU = on-CPU time of every thread of each process (/proc/<pid>/task/*/schedstat; utime + stime of "
-          "/proc/<pid>/stat if a thread ended during a run)\n"
+          f"/proc/<pid>/stat if a thread ended during a run), until idle after the last ack (<= {args.settle:g} s)\n"
           f"   ranges are min–max over {args.rounds} "
           "round(s); × Jaeger = median whole CPU over Jaeger's", flush=True)
     global SETTLE_LIMIT
