@@ -12,6 +12,7 @@ attributes, 512 spans per request, 8 spans per trace (a parent chain; the 8 leve
 
 Run: python -m bench.plugin [--spans N] [--stored N] [--sections ingest,query] [--profile-server DIR]
 Quick: python -m bench.plugin --spans 50000 --stored 200000
+Side by side with Jaeger remote-storage (memory) and no-op ceilings: python -m bench.plugin --compare-jaeger
 """
 
 from __future__ import annotations
@@ -203,12 +204,12 @@ class ProcStats:
 
 
 class Proc(ProcStats):
-    def __init__(self, name: str, command: list[str], log: Path) -> None:
+    def __init__(self, name: str, command: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log = log
         self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         super().__init__(self.process.pid)
 
     def stop(self) -> None:
@@ -690,6 +691,10 @@ def sql_breakdown(url: str, spans: Spans, start: int, end: int, probe: list[byte
 
 def main() -> None:
     global DATABASE
+    if "--compare-jaeger" in sys.argv[1:]:
+        from bench import _compare
+        _compare.main([a for a in sys.argv[1:] if a != "--compare-jaeger"])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=200_000, help="spans sent per ingest transport")
     parser.add_argument("--stored", type=int, default=1_000_000, help="spans stored for the query section")
@@ -706,6 +711,9 @@ def main() -> None:
     parser.add_argument("--py-spy", metavar="DIR", help="sample the server with py-spy (on PATH), stacks to DIR")
     parser.add_argument("--server-arg", action="append", default=[], help="extra server flag (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (data, logs)")
+    parser.add_argument("--compare-jaeger", action="store_true",
+                        help="instead: side by side with Jaeger remote-storage and no-op ceilings (bench/_compare.py;"
+                             " its options: --compare-jaeger --help)")
     parser.add_argument("--cnosdb-url", default="",
                         help="query section: a running CnosDB (http://host:8902, user root) instead of a cnosdb-lite")
     parser.add_argument("--cnosdb-pid", type=int, help="with --cnosdb-url: its local PID, to report its CPU and RSS")
@@ -714,12 +722,18 @@ def main() -> None:
     DATABASE = args.database
     work = Path(tempfile.mkdtemp(prefix="bench-plugin-"))
     print(f"bench.plugin: {os.cpu_count()} cores, Python {sys.version.split()[0]}, work dir {work}")
-    sections = {s.strip() for s in args.sections.split(",")}
+    run_sections(args, work, {"ingest": ingest_section, "query": query_section})
+
+
+def run_sections(args: argparse.Namespace, work: Path,
+                 sections: dict[str, Callable[[argparse.Namespace, Path], None]]) -> None:
+    """Runs those of `sections` that `args.sections` names, in their order here; then removes `work`
+    unless `args.keep`."""
+    chosen = {s.strip() for s in args.sections.split(",")}
     try:
-        if "ingest" in sections:
-            ingest_section(args, work)
-        if "query" in sections:
-            query_section(args, work)
+        for name, section in sections.items():
+            if name in chosen:
+                section(args, work)
     finally:
         if args.keep:
             print(f"kept {work}")
