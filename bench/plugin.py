@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -269,6 +270,14 @@ class Plugin:
     proc: Proc
     grpc_target: str
     http_url: str
+    admin_url: str
+
+    def spans_written(self) -> int:
+        """The server's own count of spans acknowledged as stored (its /metrics)."""
+        with urllib.request.urlopen(self.admin_url + "/metrics", timeout=30) as response:
+            text = response.read().decode()
+        found = re.search(r"^cnosdb_jaeger_spans_written_total (\S+)$", text, re.MULTILINE)
+        return int(float(found.group(1))) if found else 0
 
 
 @contextlib.contextmanager
@@ -290,7 +299,7 @@ def plugin_server(cnosdb_url: str, work: Path, profile_dir: str | None, tag: str
         for port in (grpc_port, http_port, admin_port):
             wait_for_port(port, proc.process, "cnosdb-jaeger-storage")
         sampler = start_sampler(py_spy_dir, f"server-{tag}.txt", proc.pid)
-        yield Plugin(proc, f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}")
+        yield Plugin(proc, f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{admin_port}")
     finally:
         stop_sampler(sampler)
         proc.stop()

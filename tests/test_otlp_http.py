@@ -12,6 +12,7 @@ import json
 import os
 import re
 import time
+import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -705,3 +706,11 @@ def test_hostile_tag_filters_find_exactly_their_trace(hostile_server, name: str)
 def test_metrics_include_the_process(server: RunningServer) -> None:
     assert metric_value(server, "process_resident_memory_bytes") > 10 * 2**20
     assert metric_value(server, "process_cpu_seconds_total") > 0
+
+
+def test_spans_written_counts_spans_not_the_operation_points_written_with_them(server: RunningServer) -> None:
+    before = metric_value(server, "cnosdb_jaeger_spans_written_total")
+    service = f"counted-{uuid.uuid4().hex[:8]}"  # new operations, so operation points are written too
+    request = otlp_request(service, *(otlp_span(f"op-{i}") for i in range(5)))
+    assert post(server.url("otlp_http") + "/v1/traces", request.SerializeToString()).status_code == 200
+    assert metric_value(server, "cnosdb_jaeger_spans_written_total") - before == 5

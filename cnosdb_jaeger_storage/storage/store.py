@@ -125,7 +125,7 @@ class TraceStore:
             METRICS.attributes_overflowed.inc(count, level=level)
         METRICS.spans_received.inc(len(lines) + expired, transport=transport)
         index_lines, points = self._operations.lines(kept)
-        await self._writer.submit(lines + index_lines)
+        await self._writer.submit(lines + index_lines, spans=len(lines))
         self._operations.remember(points)
         if expired:
             return WriteResult(len(lines), expired, f"{expired} spans older than the database's TTL")

@@ -37,6 +37,7 @@ WriteFn = Callable[[str], Awaitable[None]]
 @dataclass
 class _Pending:
     lines: list[str]
+    spans: int  # how many of the lines are spans (the rest index them)
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -75,7 +76,8 @@ class BatchWriter:
         if self._task is not None:
             await self._task
 
-    async def submit(self, lines: list[str]) -> None:
+    async def submit(self, lines: list[str], spans: int | None = None) -> None:
+        """Returns once `lines` are stored; `spans` of them (all if None) are spans, counted as written."""
         if not lines:
             return
         if self._closing:
@@ -86,7 +88,7 @@ class BatchWriter:
                 lambda: self._pending_spans == 0 or self._pending_spans + len(lines) <= self._max_pending)
             self._pending_spans += len(lines)
         METRICS.pending_spans.inc(len(lines))
-        pending = _Pending(lines)
+        pending = _Pending(lines, len(lines) if spans is None else spans)
         self._queue.append(pending)
         self._queued_spans += len(lines)
         self._wake.set()
@@ -157,15 +159,14 @@ class BatchWriter:
             log.exception("unexpected error writing spans")
             self._fail(batch, exc)
             return
-        count = sum(len(p.lines) for p in batch)
-        METRICS.spans_written.inc(count)
+        METRICS.spans_written.inc(sum(p.spans for p in batch))
         METRICS.write_batches.inc(outcome="ok")
         for pending in batch:
             if not pending.done.done():
                 pending.done.set_result(None)
 
     def _fail(self, batch: list[_Pending], exc: Exception) -> None:
-        count = sum(len(p.lines) for p in batch)
+        count = sum(p.spans for p in batch)
         METRICS.write_batches.inc(outcome="failed")
         METRICS.spans_rejected.inc(count, reason="write_failed")
         log.error("write failed spans=%d error=%r", count, str(exc))
