@@ -1,4 +1,5 @@
-"""OTLP spans to line protocol, one line per span, in the layout of docs/schema.md.
+"""OTLP spans, and Jaeger spans (`Encoder.encode_jaeger`), to line protocol, one line per span, in the layout of
+docs/schema.md.
 
 This walk over protobuf objects is the ingest bottleneck (measured here: about 16 µs per span for
 a generic flatten), so it is fused and cached rather than going through row dicts:
@@ -19,10 +20,14 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from ..model import span_rows as col
+from ..model import vocabulary
+from ..model.jaeger_otlp import JaegerSpanView, ProcessGroup, warnings_value
 from ..model.stored_names import stored_name
+from ..proto import model_pb2
 from .quoting import lp_field_key, lp_field_string, lp_measurement, lp_tag_key, lp_tag_value
 
 __all__ = ["AttributeBudget", "Encoder", "encode_resource_spans"]
@@ -230,7 +235,12 @@ def _attributes(attributes: Any, level: _Level, parts: list[str]) -> None:
 
 def _overflow(attributes: list[Any], level: _Level, parts: list[str]) -> None:
     """The overflow field of a level: its attributes beyond the budget, in their order."""
-    entries = [e for e in (col.overflow_entry(kv.key, kv.value) for kv in attributes) if e is not None]
+    _overflow_cell([e for e in (col.overflow_entry(kv.key, kv.value) for kv in attributes) if e is not None],
+                   level, parts)
+
+
+def _overflow_cell(entries: list[str], level: _Level, parts: list[str]) -> None:
+    """The overflow field of a level holding `entries` (`span_rows.overflow_entry`), if any."""
     if entries:
         # The cell holds no backslash (span_rows.overflow_entry), so quotes are all there is to escape.
         parts.append(level.overflow_head + col.encode_overflow(entries).replace('"', '\\"') + '"')
@@ -332,19 +342,42 @@ class Encoder:
             parts.append(_field(prefix + col.ATTRIBUTES_OVERFLOW) + lp_field_string(col.encode_overflow(overflow)))
         return "".join(parts), lp_tag_value(tag) if tag else "", len(overflow)
 
+    def encode_jaeger(self, table: str, groups: Iterable[ProcessGroup]) -> list[str]:
+        """`encode` of Jaeger spans without OTLP messages: their views grouped by process, with its resource
+        (`jaeger_otlp.group_by_process`).
+
+        The lines are those `encode` gives for `jaeger_otlp.jaeger_spans_to_resource_spans` of the same spans
+        (tests/test_jaeger_lines.py): both read the one translation, `JaegerSpanView`.
+        """
+        measurement = lp_measurement(table)
+        scope_tags, scope_fields, scope_overflow = self._scope(_NO_SCOPE)
+        lines: list[str] = []
+        counts = self.overflowed
+        for resource, spans in groups:
+            resource_tags, resource_fields, resource_overflow = self._resource_of(resource, "")
+            _encode_jaeger_spans(self, measurement + resource_tags + scope_tags, resource_fields + scope_fields,
+                                 spans, lines)
+            if resource_overflow and spans:
+                counts["resource"] = counts.get("resource", 0) + resource_overflow * len(spans)
+            if scope_overflow and spans:
+                counts["scope"] = counts.get("scope", 0) + scope_overflow * len(spans)
+        return lines
+
     def _resource(self, resource_spans: trace_pb2.ResourceSpans) -> tuple[str, str, int]:
+        return self._resource_of(resource_spans.resource, resource_spans.schema_url)
+
+    def _resource_of(self, resource: Resource, schema_url: str) -> tuple[str, str, int]:
         """(tags, fields, overflowed) of a resource: the service tag, and the other attributes, count and
         schema URL."""
-        resource = resource_spans.resource
-        key = (resource_spans.schema_url, resource.SerializeToString(deterministic=True))
+        key = (schema_url, resource.SerializeToString(deterministic=True))
         resources = self.resources
         found = resources.get(key)
         if found is None:
             fields, service, overflowed = self._other_attributes(resource.attributes, col.RESOURCE, "service.name")
             if resource.dropped_attributes_count:
                 fields += f"{_field(col.RESOURCE_DROPPED_ATTRIBUTES)}{resource.dropped_attributes_count}"
-            if resource_spans.schema_url:
-                fields += _field(col.RESOURCE_SCHEMA_URL) + lp_field_string(resource_spans.schema_url)
+            if schema_url:
+                fields += _field(col.RESOURCE_SCHEMA_URL) + lp_field_string(schema_url)
             if len(resources) >= _GROUP_CACHE_LIMIT:
                 resources.clear()
             found = resources[key] = (_SERVICE + service if service else "", fields, overflowed)
@@ -423,6 +456,35 @@ def _name(name: str) -> str:
     return fragment
 
 
+def _span_tags(trace_id: str, span_id: str, parent: bytes, trace_state: str, name: str, code: int, kind: int
+               ) -> tuple[str, str]:
+    """A span line's own tags (IDs in hex), and its first field, the kind."""
+    if trace_id and span_id:
+        tags = f"{_TRACE_ID}{trace_id}{_SPAN_ID}{span_id}"
+    else:
+        tags = (_TRACE_ID + trace_id if trace_id else "") + (_SPAN_ID + span_id if span_id else "")
+    if parent:
+        tags = f"{tags}{_PARENT}{parent.hex()}"
+    if trace_state:
+        tags = f"{tags}{_TRACE_STATE}{lp_tag_value(trace_state)}"
+    name_tag = _names.get(name)
+    if name_tag is None:
+        name_tag = _name(name)
+    if code:
+        tags = f"{tags}{name_tag}{_STATUS.get(code) or _unknown_status(code)}"
+    else:
+        tags += name_tag
+    return tags + (_KIND_TAG.get(kind) or _unknown_kind_tag(kind)), _KIND.get(kind) or _unknown_kind(kind)
+
+
+def _message_and_flags(message: str, flags: int, parts: list[str]) -> None:
+    """The status message and flags fields of a span line, when set."""
+    if message:
+        parts.append(_STATUS_MESSAGE + lp_field_string(message))
+    if flags:
+        parts.append(f"{_FLAGS}{flags}")
+
+
 def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_pb2.Span], out: list[str]) -> None:
     """Append one line per span to `out`.
 
@@ -430,10 +492,6 @@ def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_
     fields; both escaped already (see `Encoder.encode`).
     """
     append = out.append
-    names = _names
-    kinds = _KIND
-    kind_tags = _KIND_TAG
-    statuses = _STATUS
     level = encoder.span_level
     for span in spans:
         name = span.name
@@ -447,24 +505,8 @@ def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_
         code = status.code
         kind = span.kind
 
-        if trace_id and span_id:
-            tags = f"{_TRACE_ID}{trace_id}{_SPAN_ID}{span_id}"
-        else:
-            tags = (_TRACE_ID + trace_id if trace_id else "") + (_SPAN_ID + span_id if span_id else "")
-        if parent:
-            tags = f"{tags}{_PARENT}{parent.hex()}"
-        if trace_state:
-            tags = f"{tags}{_TRACE_STATE}{lp_tag_value(trace_state)}"
-        name_tag = names.get(name)
-        if name_tag is None:
-            name_tag = _name(name)
-        if code:
-            tags = f"{tags}{name_tag}{statuses.get(code) or _unknown_status(code)}"
-        else:
-            tags += name_tag
-        tags += kind_tags.get(kind) or _unknown_kind_tag(kind)
-
-        parts = [f"{kinds.get(kind) or _unknown_kind(kind)}{_END}{end}{_DURATION}{end - start}"]
+        tags, kind_field = _span_tags(trace_id, span_id, parent, trace_state, name, code, kind)
+        parts = [f"{kind_field}{_END}{end}{_DURATION}{end - start}"]
         attributes = span.attributes
         if attributes:
             _attributes(attributes, level, parts)
@@ -474,12 +516,7 @@ def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_
         links = span.links
         if links:
             _links(encoder, links, parts)
-        message = status.message
-        if message:
-            parts.append(_STATUS_MESSAGE + lp_field_string(message))
-        flags = span.flags
-        if flags:
-            parts.append(f"{_FLAGS}{flags}")
+        _message_and_flags(status.message, span.flags, parts)
         dropped = span.dropped_attributes_count
         if dropped:
             parts.append(f"{_DROPPED_ATTRIBUTES}{dropped}")
@@ -490,6 +527,103 @@ def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_
         if dropped:
             parts.append(f"{_DROPPED_LINKS}{dropped}")
         append(f"{head}{tags} {''.join(parts)}{tail} {start}")
+
+
+# Jaeger value type → (its field in a Jaeger KeyValue, the text of that field's value in a column, the type
+# the row records): model/vocabulary.py's VALUE_FIELDS composed with span_rows.SCALAR_TEXT.
+_JAEGER_TEXT = {vt: (jaeger_field, *col.SCALAR_TEXT[otlp_field])
+                for vt, (jaeger_field, otlp_field) in vocabulary.VALUE_FIELDS.items()}
+_JAEGER_UNKNOWN = (vocabulary.UNKNOWN_VALUE_FIELDS[0], *col.SCALAR_TEXT[vocabulary.UNKNOWN_VALUE_FIELDS[1]])
+# Strings, the common case, are read without the table: their text is the value itself.
+_JAEGER_STRING = model_pb2.STRING
+assert _JAEGER_TEXT[_JAEGER_STRING] == ("v_str", str, "")
+_NO_SCOPE = trace_pb2.ScopeSpans()  # a Jaeger span's scope: none (`jaeger_spans_to_resource_spans`)
+
+Item = tuple[str, str, str]  # an attribute as (key, text, type), as `span_rows.attribute_text` gives them
+
+
+def _jaeger_items(kvs: Iterable[model_pb2.KeyValue], skip: int = -1) -> list[Item]:
+    """Jaeger tags or log fields as attributes, but the one at index `skip`."""
+    items: list[Item] = []
+    append = items.append
+    for index, kv in enumerate(kvs):
+        vt = kv.v_type
+        if vt == _JAEGER_STRING:
+            if index != skip:  # the skipped tag (`JaegerSpanView.kind_tag`) is always a string
+                append((kv.key, kv.v_str, ""))
+        else:
+            field, text_of, type_ = _JAEGER_TEXT.get(vt, _JAEGER_UNKNOWN)
+            append((kv.key, text_of(getattr(kv, field)), type_))
+    return items
+
+
+def _text_attributes(items: list[Item], level: _Level, parts: list[str]) -> None:
+    """`_attributes` of attributes as (key, text, type)."""
+    per_level = level.per_level
+    keys = level.keys
+    overflow: list[Item] = []
+    types: list[str] = []
+    for item in items[:per_level]:
+        key, text, type_ = item
+        head = keys.get(key) or level.key(key)
+        if head is None:
+            overflow.append(item)
+            continue
+        if '"' in text or "\\" in text:
+            text = _escape_string(text)
+        parts.append(f'{head}{text}"')
+        if type_:
+            types.append((_type_keys.get(key) or _type_key(key)) + type_)
+    if types:
+        parts.append(f'{level.types_head}{",".join(types)}"')
+    if overflow or len(items) > per_level:  # the budget's refusals, then what is beyond the level's count
+        _overflow_cell([col.overflow_text_entry(*item) for item in overflow + items[per_level:]], level, parts)
+
+
+def _encode_jaeger_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[JaegerSpanView],
+                         out: list[str]) -> None:
+    """`_encode_spans` of Jaeger spans."""
+    append = out.append
+    level = encoder.span_level
+    event_levels = encoder.event_levels
+    link_levels = encoder.link_levels
+    for span in spans:
+        name = span.name
+        start = span.start_time_unix_nano
+        end = span.end_time_unix_nano
+        code = span.status_code
+        kind = span.kind
+
+        tags, kind_field = _span_tags(span.trace_id.hex(), span.span_id.hex(), span.parent_span_id,
+                                      span.trace_state, name, code, kind)
+        parts = [f"{kind_field}{_END}{end}{_DURATION}{end - start}"]
+        items = _jaeger_items(span.tags, span.kind_tag)
+        if span.warnings:
+            items.append((vocabulary.WARNINGS, *_warnings_text(span.warnings)))
+        if items:
+            _text_attributes(items, level, parts)
+        for index, event in enumerate(span.events):
+            event_level = event_levels.get(index) or encoder.event_level(index)
+            event_time = event.time_unix_nano
+            parts.append(f"{event_level.time}{event_time}")
+            if float(event_time) != event_time:  # as in `_events`
+                parts.append(f"{event_level.exact_time}{event_time}i")
+            if event.name:
+                parts.append(event_level.name + lp_field_string(event.name))
+            if event.fields:
+                _text_attributes(_jaeger_items(event.fields), event_level, parts)
+        for index, link in enumerate(span.links):
+            link_level = link_levels.get(index) or encoder.link_level(index)
+            parts.append(f'{link_level.trace_id}{link.trace_id.hex()}{link_level.span_id}{link.span_id.hex()}"')
+            _text_attributes([(vocabulary.REF_TYPE, link.ref_type, "")], link_level, parts)
+        _message_and_flags(span.status_message, span.flags, parts)
+        append(f"{head}{tags} {''.join(parts)}{tail} {start}")
+
+
+def _warnings_text(warnings: Iterable[str]) -> tuple[str, str]:
+    found = col.attribute_text(warnings_value(warnings))
+    assert found is not None
+    return found
 
 
 def _unknown_status(code: int) -> str:

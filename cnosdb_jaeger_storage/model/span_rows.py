@@ -13,7 +13,7 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, unquote
 
@@ -148,24 +148,36 @@ def any_value_json(value: common_pb2.AnyValue) -> str:
     return json.dumps(json_format.MessageToDict(value), separators=(",", ":"), ensure_ascii=False)
 
 
+def _bool_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _bytes_text(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+# OTLP AnyValue field of a scalar → (its value's text in a column, its type; "" for a string). Jaeger values
+# reach it through their OTLP field (model/vocabulary.py `VALUE_FIELDS`).
+SCALAR_TEXT: dict[str, tuple[Callable[[Any], str], str]] = {
+    "string_value": (str, ""),
+    "int_value": (str, TYPE_INT),
+    "bool_value": (_bool_text, TYPE_BOOL),
+    "double_value": (double_text, TYPE_DOUBLE),
+    "bytes_value": (_bytes_text, TYPE_BYTES),
+}
+_JSON_TYPES = {"array_value": TYPE_ARRAY, "kvlist_value": TYPE_KVLIST}
+
+
 def attribute_text(value: common_pb2.AnyValue) -> tuple[str, str] | None:
     """(text, type) of an attribute value, type `""` for a string; None for a value that is not set."""
     which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value, ""
-    if which == "int_value":
-        return str(value.int_value), TYPE_INT
-    if which == "bool_value":
-        return ("true" if value.bool_value else "false"), TYPE_BOOL
-    if which == "double_value":
-        return double_text(value.double_value), TYPE_DOUBLE
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii"), TYPE_BYTES
-    if which == "array_value":
-        return any_value_json(value), TYPE_ARRAY
-    if which == "kvlist_value":
-        return any_value_json(value), TYPE_KVLIST
-    return None
+    if which is None:
+        return None
+    scalar = SCALAR_TEXT.get(which)
+    if scalar is not None:
+        text_of, type_ = scalar
+        return text_of(getattr(value, which)), type_
+    return any_value_json(value), _JSON_TYPES[which]
 
 
 def attribute_value(text: str, type_: str | None) -> common_pb2.AnyValue:
@@ -224,9 +236,11 @@ def overflow_fragment(key: str, text: str) -> str:
 def overflow_entry(key: str, value: common_pb2.AnyValue) -> str | None:
     """One attribute as an overflow entry, `"key":["text"]` or `"key":["text","type"]`; None if unset."""
     found = attribute_text(value)
-    if found is None:
-        return None
-    text, type_ = found
+    return None if found is None else overflow_text_entry(key, *found)
+
+
+def overflow_text_entry(key: str, text: str, type_: str) -> str:
+    """`overflow_entry` of an attribute whose value is `text` of type `type_` (`attribute_text`)."""
     head = overflow_fragment(key, text)
     return f'{head},"{type_}"]' if type_ else head + "]"
 

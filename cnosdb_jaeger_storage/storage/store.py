@@ -23,13 +23,14 @@ from typing import Any
 from ..cnosdb import sql
 from ..cnosdb.client import CnosDB
 from ..cnosdb.line_protocol import AttributeBudget, Encoder
-from ..cnosdb.operations_table import OperationsIndex
-from ..cnosdb.quoting import check_spans
-from ..errors import CnosDBError
+from ..cnosdb.operations_table import OperationsIndex, Point, service_of
+from ..cnosdb.quoting import check_span_list, check_spans
+from ..errors import CnosDBError, InvalidRequest
 from ..metrics import METRICS
 from ..model import span_rows, vocabulary
+from ..model.jaeger_otlp import group_by_process
 from ..model.stored_names import decode_stored_name
-from ..proto import trace_pb2
+from ..proto import model_pb2, trace_pb2
 from .writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -120,10 +121,39 @@ class TraceStore:
         kept, expired = self._drop_expired(resource_spans)
         await self._known_columns()
         lines = self._encoder.encode(self.target.table, kept)
+        return await self._submit(lines, self._operations.lines(kept), expired, transport)
+
+    async def write_jaeger(self, spans: Iterable[model_pb2.Span], transport: str) -> WriteResult:
+        """`write` of Jaeger spans, straight to line protocol: the same lines, checks, metrics and answer as
+        `write` of `jaeger_otlp.jaeger_spans_to_resource_spans(spans)`, without building the OTLP messages.
+        InvalidRequest for IDs of the wrong length."""
+        try:
+            groups = group_by_process(spans)
+        except ValueError as exc:  # IDs of the wrong length
+            raise InvalidRequest(str(exc)) from exc
+        for group in groups:
+            check_span_list(group.spans)
+        expired = 0
+        if self._min_start_ns is not None:
+            oldest = self._min_start_ns()
+            for group in groups:
+                views = group.spans
+                before = len(views)
+                views[:] = [view for view in views if view.start_time_unix_nano >= oldest]
+                expired += before - len(views)
+            _count_expired(expired)
+        await self._known_columns()
+        lines = self._encoder.encode_jaeger(self.target.table, groups)
+        index = self._operations.lines_of((service_of(group.resource), group.spans) for group in groups)
+        return await self._submit(lines, index, expired, transport)
+
+    async def _submit(self, lines: list[str], index: tuple[list[str], list[Point]], expired: int,
+                      transport: str) -> WriteResult:
+        """Write the span lines of a write and its operations-table lines (`index`); its answer."""
         for level, count in self._encoder.take_overflowed().items():
             METRICS.attributes_overflowed.inc(count, level=level)
         METRICS.spans_received.inc(len(lines) + expired, transport=transport)
-        index_lines, points = self._operations.lines(kept)
+        index_lines, points = index
         await self._writer.submit(lines + index_lines)
         self._operations.remember(points)
         if expired:
@@ -146,9 +176,7 @@ class TraceStore:
                 for i in reversed(old):
                     del ss.spans[i]
                 expired += len(old)
-        if expired:
-            METRICS.spans_rejected.inc(expired, reason="older_than_ttl")
-            log.warning("spans rejected reason=older_than_ttl count=%d", expired)
+        _count_expired(expired)
         return resource_spans, expired
 
     async def purge(self) -> None:
@@ -303,6 +331,12 @@ class TraceStore:
             if exc.status == 422 and _TABLE_MISSING.search(exc.message):
                 return []  # nothing written yet
             raise
+
+
+def _count_expired(expired: int) -> None:
+    if expired:
+        METRICS.spans_rejected.inc(expired, reason="older_than_ttl")
+        log.warning("spans rejected reason=older_than_ttl count=%d", expired)
 
 
 async def _no_rows() -> list[dict[str, Any]]:
