@@ -27,6 +27,7 @@ from ..model import span_rows as col
 from ..model import vocabulary
 from ..model.jaeger_otlp import JaegerSpanView, ProcessGroup, warnings_value
 from ..model.stored_names import stored_name
+from ..model.vocabulary import JaegerValue
 from ..proto import model_pb2
 from .quoting import lp_field_key, lp_field_string, lp_measurement, lp_tag_key, lp_tag_value
 
@@ -529,55 +530,53 @@ def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_
         append(f"{head}{tags} {''.join(parts)}{tail} {start}")
 
 
-# Jaeger value type → (its field in a Jaeger KeyValue, the text of that field's value in a column, the type
-# the row records): model/vocabulary.py's VALUE_FIELDS composed with span_rows.SCALAR_TEXT.
-_JAEGER_TEXT = {vt: (jaeger_field, *col.SCALAR_TEXT[otlp_field])
-                for vt, (jaeger_field, otlp_field) in vocabulary.VALUE_FIELDS.items()}
-_JAEGER_UNKNOWN = (vocabulary.UNKNOWN_VALUE_FIELDS[0], *col.SCALAR_TEXT[vocabulary.UNKNOWN_VALUE_FIELDS[1]])
+def _warnings_text(warnings: list[str]) -> str:
+    found = col.attribute_text(warnings_value(warnings))
+    assert found is not None
+    return found[0]
+
+
+_WARNINGS = -1  # no Jaeger value type: the value type of the span's warnings, as their array attribute
+# Jaeger value type → (the text of its value in a column, the type the row records): model/vocabulary.py's
+# OTLP_FIELD composed with span_rows.SCALAR_TEXT.
+_JAEGER_TEXT = {vt: col.SCALAR_TEXT[otlp_field] for vt, otlp_field in vocabulary.OTLP_FIELD.items()}
+_JAEGER_TEXT[_WARNINGS] = (_warnings_text, col.TYPE_ARRAY)
+_JAEGER_UNKNOWN = col.SCALAR_TEXT[vocabulary.UNKNOWN_VALUE_FIELDS[1]]
 # Strings, the common case, are read without the table: their text is the value itself.
 _JAEGER_STRING = model_pb2.STRING
-assert _JAEGER_TEXT[_JAEGER_STRING] == ("v_str", str, "")
+assert _JAEGER_TEXT[_JAEGER_STRING] == (str, "")
 _NO_SCOPE = trace_pb2.ScopeSpans()  # a Jaeger span's scope: none (`jaeger_spans_to_resource_spans`)
 
-Item = tuple[str, str, str]  # an attribute as (key, text, type), as `span_rows.attribute_text` gives them
+
+def _jaeger_text(vt: int, value: Any) -> tuple[str, str]:
+    text_of, type_ = _JAEGER_TEXT.get(vt, _JAEGER_UNKNOWN)
+    return text_of(value), type_
 
 
-def _jaeger_items(kvs: Iterable[model_pb2.KeyValue], skip: int = -1) -> list[Item]:
-    """Jaeger tags or log fields as attributes, but the one at index `skip`."""
-    items: list[Item] = []
-    append = items.append
-    for index, kv in enumerate(kvs):
-        vt = kv.v_type
-        if vt == _JAEGER_STRING:
-            if index != skip:  # the skipped tag (`JaegerSpanView.kind_tag`) is always a string
-                append((kv.key, kv.v_str, ""))
-        else:
-            field, text_of, type_ = _JAEGER_TEXT.get(vt, _JAEGER_UNKNOWN)
-            append((kv.key, text_of(getattr(kv, field)), type_))
-    return items
-
-
-def _text_attributes(items: list[Item], level: _Level, parts: list[str]) -> None:
-    """`_attributes` of attributes as (key, text, type)."""
+def _jaeger_attributes(values: list[JaegerValue], level: _Level, parts: list[str]) -> None:
+    """`_attributes` of Jaeger tags or log fields (`vocabulary.jaeger_values`)."""
     per_level = level.per_level
     keys = level.keys
-    overflow: list[Item] = []
+    overflow: list[JaegerValue] = []
     types: list[str] = []
-    for item in items[:per_level]:
-        key, text, type_ = item
+    for item in values[:per_level]:
+        key, vt, text = item
         head = keys.get(key) or level.key(key)
         if head is None:
             overflow.append(item)
             continue
+        if vt != _JAEGER_STRING:
+            text, type_ = _jaeger_text(vt, text)
+            if type_:
+                types.append((_type_keys.get(key) or _type_key(key)) + type_)
         if '"' in text or "\\" in text:
             text = _escape_string(text)
         parts.append(f'{head}{text}"')
-        if type_:
-            types.append((_type_keys.get(key) or _type_key(key)) + type_)
     if types:
         parts.append(f'{level.types_head}{",".join(types)}"')
-    if overflow or len(items) > per_level:  # the budget's refusals, then what is beyond the level's count
-        _overflow_cell([col.overflow_text_entry(*item) for item in overflow + items[per_level:]], level, parts)
+    if overflow or len(values) > per_level:  # the budget's refusals, then what is beyond the level's count
+        _overflow_cell([col.overflow_text_entry(key, *_jaeger_text(vt, value))
+                        for key, vt, value in overflow + values[per_level:]], level, parts)
 
 
 def _encode_jaeger_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[JaegerSpanView],
@@ -597,11 +596,11 @@ def _encode_jaeger_spans(encoder: Encoder, head: str, tail: str, spans: Iterable
         tags, kind_field = _span_tags(span.trace_id.hex(), span.span_id.hex(), span.parent_span_id,
                                       span.trace_state, name, code, kind)
         parts = [f"{kind_field}{_END}{end}{_DURATION}{end - start}"]
-        items = _jaeger_items(span.tags, span.kind_tag)
+        values = span.attributes
         if span.warnings:
-            items.append((vocabulary.WARNINGS, *_warnings_text(span.warnings)))
-        if items:
-            _text_attributes(items, level, parts)
+            values = [*values, (vocabulary.WARNINGS, _WARNINGS, span.warnings)]
+        if values:
+            _jaeger_attributes(values, level, parts)
         for index, event in enumerate(span.events):
             event_level = event_levels.get(index) or encoder.event_level(index)
             event_time = event.time_unix_nano
@@ -611,19 +610,13 @@ def _encode_jaeger_spans(encoder: Encoder, head: str, tail: str, spans: Iterable
             if event.name:
                 parts.append(event_level.name + lp_field_string(event.name))
             if event.fields:
-                _text_attributes(_jaeger_items(event.fields), event_level, parts)
+                _jaeger_attributes(event.fields, event_level, parts)
         for index, link in enumerate(span.links):
             link_level = link_levels.get(index) or encoder.link_level(index)
             parts.append(f'{link_level.trace_id}{link.trace_id.hex()}{link_level.span_id}{link.span_id.hex()}"')
-            _text_attributes([(vocabulary.REF_TYPE, link.ref_type, "")], link_level, parts)
+            _jaeger_attributes([(vocabulary.REF_TYPE, _JAEGER_STRING, link.ref_type)], link_level, parts)
         _message_and_flags(span.status_message, span.flags, parts)
         append(f"{head}{tags} {''.join(parts)}{tail} {start}")
-
-
-def _warnings_text(warnings: Iterable[str]) -> tuple[str, str]:
-    found = col.attribute_text(warnings_value(warnings))
-    assert found is not None
-    return found
 
 
 def _unknown_status(code: int) -> str:

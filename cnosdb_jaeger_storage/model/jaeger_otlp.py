@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..proto import common_pb2, model_pb2, resource_pb2, trace_pb2
@@ -36,6 +36,7 @@ from .ids import widen_trace_id
 from .vocabulary import (
     ERROR,
     EVENT,
+    OTLP_FIELD,
     REF_TAG_BY_TYPE,
     REF_TYPE,
     REF_TYPE_CHILD_OF,
@@ -50,8 +51,9 @@ from .vocabulary import (
     TAG_BY_STATUS,
     TRACE_STATE,
     UNKNOWN_VALUE_FIELDS,
-    VALUE_FIELDS,
     WARNINGS,
+    JaegerValue,
+    jaeger_values,
     span_tag_fields,
     status_from_tags,
 )
@@ -121,18 +123,13 @@ def _plain(value: common_pb2.AnyValue) -> object:
     return None if which is None else getattr(value, which)
 
 
-def _set_otlp_value(value: common_pb2.AnyValue, kv: model_pb2.KeyValue) -> None:
-    jaeger_field, otlp_field = VALUE_FIELDS.get(kv.v_type, UNKNOWN_VALUE_FIELDS)
-    setattr(value, otlp_field, getattr(kv, jaeger_field))
-
-
-def _add_otlp_kvs(out: Repeated[common_pb2.KeyValue], kvs: Iterable[model_pb2.KeyValue]) -> None:
-    """Append `kvs` to the repeated OTLP KeyValue field `out`."""
+def _add_otlp_values(out: Repeated[common_pb2.KeyValue], values: Iterable[JaegerValue]) -> None:
+    """Append Jaeger tags or log fields to the repeated OTLP KeyValue field `out`."""
     add = out.add
-    for kv in kvs:
+    for key, vt, value in values:
         attr = add()
-        attr.key = kv.key
-        _set_otlp_value(attr.value, kv)
+        attr.key = key
+        setattr(attr.value, OTLP_FIELD.get(vt, UNKNOWN_VALUE_FIELDS[1]), value)
 
 
 def _set_jaeger_kv(tag: model_pb2.KeyValue, kv: common_pb2.KeyValue) -> None:
@@ -180,18 +177,19 @@ class JaegerEvent(NamedTuple):
 
     time_unix_nano: int
     name: str  # the first string field `event`, "" for none
-    fields: Sequence[model_pb2.KeyValue]
+    fields: list[JaegerValue]
 
 
 class JaegerSpanView:
     """A Jaeger span as the OTLP span it becomes, in OTLP's field names and as Python values: the one
     translation that both `jaeger_spans_to_resource_spans` (OTLP messages) and the direct encoder
-    (`cnosdb.line_protocol.Encoder.encode_jaeger`, line protocol) read. The span's attributes are its
-    `tags` but the one at `kind_tag` (carried by `kind`), then `warnings` as an array attribute, if any."""
+    (`cnosdb.line_protocol.Encoder.encode_jaeger`, line protocol) read. The span's attributes are
+    `attributes` (its tags but the `span.kind` tag that `kind` carries), then `warnings` as an array
+    attribute, if any. Each field of the message is read once: upb makes every read a new Python object."""
 
-    __slots__ = ("end_time_unix_nano", "events", "flags", "kind", "kind_tag", "links", "name", "parent_span_id",
-                 "span_id", "start_time_unix_nano", "status_code", "status_message", "tags", "trace_id",
-                 "trace_state", "warnings")
+    __slots__ = ("attributes", "end_time_unix_nano", "events", "flags", "kind", "links", "name", "parent_span_id",
+                 "span_id", "start_time_unix_nano", "status_code", "status_message", "trace_id", "trace_state",
+                 "warnings")
 
     def __init__(self, span: model_pb2.Span) -> None:
         """Raises ValueError for a trace ID of neither 16 nor 8 bytes or a span ID not of 8 bytes."""
@@ -199,9 +197,11 @@ class JaegerSpanView:
         self.span_id = _span_id(span.span_id)
         self.name = span.operation_name
         self.flags = span.flags
-        self.tags = tags = span.tags
-        self.kind, self.kind_tag, self.status_code, self.status_message, self.trace_state = span_tag_fields(tags)
-        self.warnings = span.warnings
+        self.attributes = attributes = jaeger_values(span.tags)
+        self.kind, kind_tag, self.status_code, self.status_message, self.trace_state = span_tag_fields(attributes)
+        if kind_tag >= 0:
+            del attributes[kind_tag]
+        self.warnings = list(span.warnings)
 
         parent = b""
         links: list[JaegerLink] = []
@@ -220,8 +220,8 @@ class JaegerSpanView:
         events = []
         for log in span.logs:
             ts = log.timestamp
-            fields = log.fields
-            name = next((field.v_str for field in fields if field.key == EVENT and field.v_type == _STRING), "")
+            fields = jaeger_values(log.fields)
+            name = next((value for key, vt, value in fields if key == EVENT and vt == _STRING), "")
             events.append(JaegerEvent(_fixed64(ts.seconds * _NANOS + ts.nanos), name, fields))
         self.events = events
 
@@ -247,15 +247,9 @@ def _fill_otlp_span(out: trace_pb2.Span, view: JaegerSpanView) -> None:
     out.flags = view.flags
     out.kind = view.kind
 
-    add = out.attributes.add
-    skip = view.kind_tag
-    for index, kv in enumerate(view.tags):
-        if index != skip:
-            attr = add()
-            attr.key = kv.key
-            _set_otlp_value(attr.value, kv)
+    _add_otlp_values(out.attributes, view.attributes)
     if view.warnings:
-        attr = add()
+        attr = out.attributes.add()
         attr.key = WARNINGS
         attr.value.CopyFrom(warnings_value(view.warnings))
 
@@ -284,7 +278,7 @@ def _fill_otlp_span(out: trace_pb2.Span, view: JaegerSpanView) -> None:
         event.time_unix_nano = log.time_unix_nano
         if log.name:
             event.name = log.name
-        _add_otlp_kvs(event.attributes, log.fields)
+        _add_otlp_values(event.attributes, log.fields)
 
     out.start_time_unix_nano = view.start_time_unix_nano
     out.end_time_unix_nano = view.end_time_unix_nano
@@ -352,7 +346,7 @@ def process_resource(process: model_pb2.Process) -> resource_pb2.Resource:
         attr = out.attributes.add()
         attr.key = SERVICE_NAME
         attr.value.string_value = process.service_name
-    _add_otlp_kvs(out.attributes, process.tags)
+    _add_otlp_values(out.attributes, jaeger_values(process.tags))
     return out
 
 

@@ -10,6 +10,7 @@ span kinds of GetOperations (storage/store.py).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from ..proto import model_pb2, trace_pb2
 
@@ -76,6 +77,8 @@ VALUE_FIELDS: dict[int, tuple[str, str]] = {
     model_pb2.BINARY: ("v_binary", "bytes_value"),
 }
 UNKNOWN_VALUE_FIELDS = VALUE_FIELDS[model_pb2.STRING]
+# Jaeger value type → the OTLP AnyValue field it becomes.
+OTLP_FIELD = {vt: otlp_field for vt, (_, otlp_field) in VALUE_FIELDS.items()}
 
 # A Jaeger reference that is not the parent → the `opentracing.ref_type` attribute of its OTLP link, and back.
 REF_TYPE_CHILD_OF = "child_of"
@@ -95,7 +98,25 @@ def status_from_tags(error: bool, code_tag: str | None) -> trace_pb2.Status.Stat
     return trace_pb2.Status.STATUS_CODE_ERROR if error else trace_pb2.Status.STATUS_CODE_UNSET
 
 
-def span_tag_fields(tags: Iterable[model_pb2.KeyValue]
+# A Jaeger tag or log field as Python values: (key, value type, the value of the field that type names).
+JaegerValue = tuple[str, int, Any]
+
+
+def jaeger_values(kvs: Iterable[model_pb2.KeyValue]) -> list[JaegerValue]:
+    """Jaeger tags or log fields as `JaegerValue`s, each field read from its message once."""
+    out: list[JaegerValue] = []
+    append = out.append
+    string = model_pb2.STRING
+    for kv in kvs:
+        vt = kv.v_type
+        if vt == string:
+            append((kv.key, vt, kv.v_str))
+        else:
+            append((kv.key, vt, getattr(kv, VALUE_FIELDS.get(vt, UNKNOWN_VALUE_FIELDS)[0])))
+    return out
+
+
+def span_tag_fields(tags: Iterable[JaegerValue]
                     ) -> tuple[trace_pb2.Span.SpanKind.ValueType, int, trace_pb2.Status.StatusCode.ValueType, str,
                                str]:
     """What a Jaeger span's tags say of its OTLP fields: (kind, index of the `span.kind` tag that `kind`
@@ -109,22 +130,21 @@ def span_tag_fields(tags: Iterable[model_pb2.KeyValue]
     error = False
     code_tag = description = None
     trace_state = ""
-    for index, kv in enumerate(tags):
-        key = kv.key
+    string = model_pb2.STRING
+    for index, (key, vt, value) in enumerate(tags):
         if key not in SPECIAL_TAGS:
             continue
-        vt = kv.v_type
         if key == SPAN_KIND:
-            if kind_index < 0 and vt == model_pb2.STRING and kv.v_str in KIND_BY_TAG:
-                kind = KIND_BY_TAG[kv.v_str]
+            if kind_index < 0 and vt == string and value in KIND_BY_TAG:
+                kind = KIND_BY_TAG[value]
                 kind_index = index
         elif key == ERROR:
-            error = error or (vt == model_pb2.BOOL and kv.v_bool) or (vt == model_pb2.STRING and kv.v_str == "true")
-        elif vt == model_pb2.STRING:
+            error = error or (vt == model_pb2.BOOL and value) or (vt == string and value == "true")
+        elif vt == string:
             if key == STATUS_CODE:
-                code_tag = code_tag if code_tag is not None else kv.v_str
+                code_tag = code_tag if code_tag is not None else value
             elif key == STATUS_DESCRIPTION:
-                description = description if description is not None else kv.v_str
+                description = description if description is not None else value
             elif not trace_state:
-                trace_state = kv.v_str
+                trace_state = value
     return kind, kind_index, status_from_tags(error, code_tag), description or "", trace_state
