@@ -20,7 +20,10 @@ On the way back, what the attributes do not already say is added as tags, as Ope
 one the attributes give, `otel.scope.name`/`otel.scope.version`, `w3c.tracestate`; array and kvlist values
 become string tags holding their OTLP/JSON.
 
-This is on the write path: messages are filled in place (`add()` and field assignment), which upb does about
+Jaeger → OTLP is `JaegerSpanView`, the Jaeger span as the OTLP span it becomes, in Python values. The server's
+Jaeger v1 writes encode the views straight to line protocol (`cnosdb.line_protocol.Encoder.encode_jaeger`);
+`jaeger_spans_to_resource_spans` builds OTLP messages of the same views, for tools and tests, which check that
+both give the same lines. Messages are filled in place (`add()` and field assignment), which upb does about
 twice as fast as building submessages with constructors and copying them into their parents.
 """
 
