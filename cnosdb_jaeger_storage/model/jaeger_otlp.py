@@ -23,8 +23,10 @@ become string tags holding their OTLP/JSON.
 Jaeger → OTLP is `JaegerSpanView`, the Jaeger span as the OTLP span it becomes, in Python values. The server's
 Jaeger v1 writes encode the views straight to line protocol (`cnosdb.line_protocol.Encoder.encode_jaeger`);
 `jaeger_spans_to_resource_spans` builds OTLP messages of the same views, for tools and tests, which check that
-both give the same lines. Messages are filled in place (`add()` and field assignment), which upb does about
-twice as fast as building submessages with constructors and copying them into their parents.
+both give the same lines. OTLP → Jaeger reads OTLP spans as records (model/span_record.py): those a read builds
+from the table's rows (`records_to_jaeger`, no OTLP message in between), or those of OTLP messages. Messages are
+filled in place (`add()` and field assignment), which upb does about twice as fast as building submessages with
+constructors and copying them into their parents.
 """
 
 from __future__ import annotations
@@ -32,13 +34,23 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..proto import common_pb2, model_pb2, resource_pb2, trace_pb2
 from .ids import widen_trace_id
+from .span_record import (
+    ResourceRecord,
+    ScopeRecord,
+    SpanRecord,
+    TraceRecords,
+    resource_record,
+    scope_record,
+    span_record,
+)
 from .vocabulary import (
     ERROR,
     EVENT,
+    JAEGER_VALUE_OF,
     OTLP_FIELD,
     REF_TAG_BY_TYPE,
     REF_TYPE,
@@ -74,6 +86,7 @@ __all__ = [
     "jaeger_tag_text",
     "otlp_span_to_jaeger",
     "process_resource",
+    "records_to_jaeger",
     "resource_spans_to_jaeger",
     "resource_to_process",
     "warnings_value",
@@ -133,29 +146,6 @@ def _add_otlp_values(out: Repeated[common_pb2.KeyValue], values: Iterable[Jaeger
         attr = add()
         attr.key = key
         setattr(attr.value, OTLP_FIELD.get(vt, UNKNOWN_VALUE_FIELDS[1]), value)
-
-
-def _set_jaeger_kv(tag: model_pb2.KeyValue, kv: common_pb2.KeyValue) -> None:
-    tag.key = kv.key
-    value = kv.value
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        tag.v_str = value.string_value
-    elif which == "bool_value":
-        tag.v_type = _BOOL
-        tag.v_bool = value.bool_value
-    elif which == "int_value":
-        tag.v_type = _INT64
-        tag.v_int64 = value.int_value
-    elif which == "double_value":
-        tag.v_type = _FLOAT64
-        tag.v_float64 = value.double_value
-    elif which == "bytes_value":
-        tag.v_type = _BINARY
-        tag.v_binary = value.bytes_value
-    elif which is not None:
-        # array and kvlist have no Jaeger type; OpenTelemetry writes them as text.
-        tag.v_str = jaeger_tag_text(value)
 
 
 def _add_string_tag(out: Repeated[model_pb2.KeyValue], key: str, value: str) -> None:
@@ -354,25 +344,43 @@ def process_resource(process: model_pb2.Process) -> resource_pb2.Resource:
 
 
 # -- OTLP → Jaeger -------------------------------------------------------------------------------------
+#
+# From OTLP spans as records (model/span_record.py): those a read builds from rows (`records_to_jaeger`), or
+# those of OTLP messages (`resource_spans_to_jaeger`, `otlp_span_to_jaeger`, `resource_to_process`).
 
 
 def resource_to_process(resource: resource_pb2.Resource) -> model_pb2.Process:
     """The Jaeger process of a resource: `service.name` (a string) is the service, the rest are tags."""
+    return _process(resource_record(resource))
+
+
+def _process(resource: ResourceRecord) -> model_pb2.Process:
     process = model_pb2.Process()
     add = process.tags.add
-    for kv in resource.attributes:
-        if (
-            not process.service_name
-            and kv.key == SERVICE_NAME
-            and kv.value.WhichOneof("value") == "string_value"
-        ):
-            process.service_name = kv.value.string_value
+    service = ""
+    for key, field, value in resource.attributes:
+        if not service and key == SERVICE_NAME and field == "string_value":
+            process.service_name = service = value
         else:
-            _set_jaeger_kv(add(), kv)
+            _set_jaeger_value(add(), key, field, value)
     return process
 
 
-def _scope_tags(scope: common_pb2.InstrumentationScope) -> list[tuple[str, str]]:
+def _set_jaeger_value(tag: model_pb2.KeyValue, key: str, field: str | None, value: Any) -> None:
+    tag.key = key
+    if field == "string_value":
+        tag.v_str = value
+        return
+    found = JAEGER_VALUE_OF.get(field)  # type: ignore[arg-type]
+    if found is not None:
+        tag.v_type, jaeger_field = found  # type: ignore[assignment]
+        setattr(tag, jaeger_field, value)
+    elif field is not None:
+        # array and kvlist have no Jaeger type; OpenTelemetry writes them as text.
+        tag.v_str = jaeger_tag_text(value)
+
+
+def _scope_tags(scope: ScopeRecord) -> list[tuple[str, str]]:
     tags = []
     if scope.name:
         tags.append((SCOPE_NAME, scope.name))
@@ -387,9 +395,8 @@ def _warning_text(value: common_pb2.AnyValue) -> str:
     return jaeger_tag_text(value)
 
 
-def _to_jaeger_span(
-    span: trace_pb2.Span, process: model_pb2.Process, scope_tags: list[tuple[str, str]]
-) -> model_pb2.Span:
+def _to_jaeger_span(span: SpanRecord, process: model_pb2.Process, scope_tags: list[tuple[str, str]]
+                    ) -> model_pb2.Span:
     trace_id = span.trace_id
     out = model_pb2.Span(
         trace_id=trace_id, span_id=span.span_id, operation_name=span.name, flags=span.flags
@@ -400,48 +407,41 @@ def _to_jaeger_span(
     add = tags.add
     error_seen = code_seen = description_seen = trace_state_seen = error = False
     code_tag = None
-    for kv in span.attributes:
-        key = kv.key
+    for key, field, value in span.attributes:
         if key in _SPECIAL_ATTRIBUTES:
-            value = kv.value
-            which = value.WhichOneof("value")
             if key == WARNINGS:
-                if which == "array_value":
+                if field == "array_value":
                     out.warnings.extend([_warning_text(v) for v in value.array_value.values])
                     continue
             elif key == ERROR:
                 error_seen = True
-                error = error or (which == "bool_value" and value.bool_value) or (
-                    which == "string_value" and value.string_value == "true"
-                )
+                error = error or (field == "bool_value" and value) or (field == "string_value" and value == "true")
             elif key == STATUS_CODE:
                 code_seen = True
-                if code_tag is None and which == "string_value":
-                    code_tag = value.string_value
+                if code_tag is None and field == "string_value":
+                    code_tag = value
             elif key == STATUS_DESCRIPTION:
                 description_seen = True
             else:
                 trace_state_seen = True
-        _set_jaeger_kv(add(), kv)
+        _set_jaeger_value(add(), key, field, value)
 
-    kind_tag = TAG_BY_KIND.get(span.kind)
+    kind_tag = TAG_BY_KIND.get(span.kind)  # type: ignore[call-overload]
     if kind_tag is not None:
         _add_string_tag(tags, SPAN_KIND, kind_tag)
     # Status tags are added only where the attributes, read as Jaeger tags, would give another status: a
     # Jaeger span's own tags then come back as they were, and an OTLP span gets what OpenTelemetry adds.
-    if span.HasField("status"):
-        status = span.status
-        code = status.code
-        if code != _UNSET and code != status_from_tags(error, code_tag):
-            if code == _ERROR and not error_seen:
-                tag = add()
-                tag.key = ERROR
-                tag.v_type = _BOOL
-                tag.v_bool = True
-            if not code_seen:
-                _add_string_tag(tags, STATUS_CODE, TAG_BY_STATUS.get(code, str(code)))
-        if status.message and not description_seen:
-            _add_string_tag(tags, STATUS_DESCRIPTION, status.message)
+    code = span.status_code
+    if code != _UNSET and code != status_from_tags(error, code_tag):
+        if code == _ERROR and not error_seen:
+            tag = add()
+            tag.key = ERROR
+            tag.v_type = _BOOL
+            tag.v_bool = True
+        if not code_seen:
+            _add_string_tag(tags, STATUS_CODE, TAG_BY_STATUS.get(code, str(code)))  # type: ignore[call-overload]
+    if span.status_message and not description_seen:
+        _add_string_tag(tags, STATUS_DESCRIPTION, span.status_message)
     if span.trace_state and not trace_state_seen:
         _add_string_tag(tags, TRACE_STATE, span.trace_state)
     for key, text in scope_tags:
@@ -457,9 +457,9 @@ def _to_jaeger_span(
         ref.trace_id = link.trace_id
         ref.span_id = link.span_id
         ref.ref_type = _FOLLOWS_FROM
-        for kv in link.attributes:
-            if kv.key == REF_TYPE:
-                if kv.value.string_value == REF_TYPE_CHILD_OF:
+        for key, field, value in link.attributes:
+            if key == REF_TYPE:
+                if field == "string_value" and value == REF_TYPE_CHILD_OF:
                     ref.ref_type = _CHILD_OF
                 break
 
@@ -471,10 +471,10 @@ def _to_jaeger_span(
         fields = log.fields
         add_field = fields.add
         named = not event.name
-        for kv in event.attributes:
-            if not named and kv.key == EVENT:
+        for key, field, value in event.attributes:
+            if not named and key == EVENT:
                 named = True
-            _set_jaeger_kv(add_field(), kv)
+            _set_jaeger_value(add_field(), key, field, value)
         if not named:
             _add_string_tag(fields, EVENT, event.name)
 
@@ -504,16 +504,25 @@ def otlp_span_to_jaeger(
     process it already built from it) and `process_id` empty."""
     if process is None:
         process = resource_to_process(resource)
-    return _to_jaeger_span(span, process, _scope_tags(scope))
+    return _to_jaeger_span(span_record(span), process, _scope_tags(scope_record(scope)))
 
 
 def resource_spans_to_jaeger(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> list[model_pb2.Span]:
     """Every span of `resource_spans` as a Jaeger span, in order; each resource and scope is converted
     once."""
+    return records_to_jaeger(
+        [(resource_record(rs.resource), [(scope_record(ss.scope), [span_record(span) for span in ss.spans])
+                                         for ss in rs.scope_spans])
+         for rs in resource_spans])
+
+
+def records_to_jaeger(records: TraceRecords) -> list[model_pb2.Span]:
+    """Every span of `records` (model/span_record.py) as a Jaeger span, in order; each resource and scope is
+    converted once."""
     out = []
-    for rs in resource_spans:
-        process = resource_to_process(rs.resource)
-        for ss in rs.scope_spans:
-            scope_tags = _scope_tags(ss.scope)
-            out.extend([_to_jaeger_span(span, process, scope_tags) for span in ss.spans])
+    for resource, scopes in records:
+        process = _process(resource)
+        for scope, spans in scopes:
+            scope_tags = _scope_tags(scope)
+            out.extend([_to_jaeger_span(span, process, scope_tags) for span in spans])
     return out

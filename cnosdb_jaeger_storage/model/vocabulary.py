@@ -77,8 +77,9 @@ VALUE_FIELDS: dict[int, tuple[str, str]] = {
     model_pb2.BINARY: ("v_binary", "bytes_value"),
 }
 UNKNOWN_VALUE_FIELDS = VALUE_FIELDS[model_pb2.STRING]
-# Jaeger value type → the OTLP AnyValue field it becomes.
+# Jaeger value type → the OTLP AnyValue field it becomes; and back, with the Jaeger KeyValue field.
 OTLP_FIELD = {vt: otlp_field for vt, (_, otlp_field) in VALUE_FIELDS.items()}
+JAEGER_VALUE_OF = {otlp_field: (vt, jaeger_field) for vt, (jaeger_field, otlp_field) in VALUE_FIELDS.items()}
 
 # A Jaeger reference that is not the parent → the `opentracing.ref_type` attribute of its OTLP link, and back.
 REF_TYPE_CHILD_OF = "child_of"

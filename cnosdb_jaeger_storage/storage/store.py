@@ -29,6 +29,7 @@ from ..errors import CnosDBError, InvalidRequest
 from ..metrics import METRICS
 from ..model import span_rows, vocabulary
 from ..model.jaeger_otlp import group_by_process
+from ..model.span_record import TraceRecords, fill_resource_spans
 from ..model.stored_names import decode_stored_name
 from ..proto import model_pb2, trace_pb2
 from .writer import BatchWriter
@@ -271,21 +272,37 @@ class TraceStore:
                 yield summaries
 
     async def find_traces(self, query: sql.TraceQuery) -> AsyncIterator[Trace]:
-        async for trace in self.get_traces(await self.find_trace_ids(query)):
-            yield trace
+        async for records in self.find_traces_records(query):
+            yield fill_resource_spans(records)
+
+    async def find_traces_records(self, query: sql.TraceQuery) -> AsyncIterator[TraceRecords]:
+        """`find_traces`, each trace as records (model/span_record.py), without OTLP messages."""
+        async for records in self.get_traces_records(await self.find_trace_ids(query)):
+            yield records
 
     async def get_traces(self, trace_ids: Sequence[str], start: int | None = None, end: int | None = None
                          ) -> AsyncIterator[Trace]:
         """The traces that have spans (that started in the window, if given), in the order asked."""
+        async for records in self.get_traces_records(trace_ids, start, end):
+            yield fill_resource_spans(records)
+
+    async def get_traces_records(self, trace_ids: Sequence[str], start: int | None = None, end: int | None = None
+                                 ) -> AsyncIterator[TraceRecords]:
+        """`get_traces`, each trace as records."""
         for group in _groups(trace_ids, _FETCH_TRACES_PER_QUERY):
             by_trace = _group_rows(await self._sql(sql.spans_of_traces(self.target.table, group, start, end)))
             for trace_id in group:
                 if trace_id in by_trace:
-                    yield span_rows.rows_to_resource_spans(by_trace[trace_id])
+                    yield span_rows.rows_to_records(by_trace[trace_id])
 
     async def get_trace(self, trace_id: str, start: int | None = None, end: int | None = None) -> Trace:
+        return fill_resource_spans(await self.get_trace_records(trace_id, start, end))
+
+    async def get_trace_records(self, trace_id: str, start: int | None = None, end: int | None = None
+                                ) -> TraceRecords:
+        """`get_trace` as records."""
         rows = await self._sql(sql.spans_of_traces(self.target.table, [trace_id], start, end))
-        return span_rows.rows_to_resource_spans(rows) if rows else []
+        return span_rows.rows_to_records(rows) if rows else []
 
     async def dependencies(self, start: int | None, end: int | None) -> list[tuple[str, str, int]]:
         # Until a span with a parent is written the table has no parent column, and naming it is an error.

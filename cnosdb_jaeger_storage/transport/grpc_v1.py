@@ -14,7 +14,7 @@ import grpc
 
 from ..errors import TraceNotFound
 from ..model.ids import trace_id_hex
-from ..model.jaeger_otlp import resource_spans_to_jaeger
+from ..model.jaeger_otlp import records_to_jaeger
 from ..model.trace_query import TraceQuery
 from ..proto import model_pb2, storage_v1_grpc
 from ..proto import storage_v1_pb2 as pb
@@ -150,11 +150,11 @@ class SpanReader(storage_v1_grpc.SpanReaderPluginServicer):
     @streaming("v1")
     async def GetTrace(self, request: pb.GetTraceRequest, context: grpc.aio.ServicerContext
                        ) -> AsyncIterator[pb.SpansResponseChunk]:
-        trace = await store_of(self._tenancy, context).get_trace(
+        trace = await store_of(self._tenancy, context).get_trace_records(
             trace_id_hex(request.trace_id), timestamp_ns(request.start_time), timestamp_ns(request.end_time))
         if not trace:
             raise TraceNotFound()
-        for chunk in chunks(resource_spans_to_jaeger(trace)):
+        for chunk in chunks(records_to_jaeger(trace)):
             yield chunk
 
     @unary("v1")
@@ -175,8 +175,8 @@ class SpanReader(storage_v1_grpc.SpanReaderPluginServicer):
                          ) -> AsyncIterator[pb.SpansResponseChunk]:
         # Chunks may hold several traces; a trace's spans stay contiguous because traces come whole.
         pending: list[model_pb2.Span] = []
-        async for trace in store_of(self._tenancy, context).find_traces(trace_query(request.query)):
-            pending.extend(resource_spans_to_jaeger(trace))
+        async for trace in store_of(self._tenancy, context).find_traces_records(trace_query(request.query)):
+            pending.extend(records_to_jaeger(trace))
             if len(pending) >= MAX_CHUNK_SPANS:
                 for chunk in chunks(pending):
                     yield chunk
