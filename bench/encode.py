@@ -2,6 +2,10 @@
 protocol. The spans are bench/_synthetic.py's: 10 attributes of mixed types, one event
 with two attributes, a status, five resource attributes. Prints figures only.
 
+Then the same spans as Jaeger spans (as Jaeger v1 WriteSpan sends them, each with its process) to line
+protocol: straight (`Encoder.encode_jaeger`, the server's path) and, for comparison, through OTLP messages
+(`jaeger_spans_to_resource_spans`, then `Encoder.encode`), each from the decoded Jaeger spans.
+
 Run: python -m bench.encode [--requests N] [--rounds N]
 """
 
@@ -17,7 +21,12 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from bench._synthetic import SPANS_PER_REQUEST, fill_span, resource_attributes
-from cnosdb_jaeger_storage.cnosdb.line_protocol import encode_resource_spans
+from cnosdb_jaeger_storage.cnosdb.line_protocol import Encoder, encode_resource_spans
+from cnosdb_jaeger_storage.model.jaeger_otlp import (
+    group_by_process,
+    jaeger_spans_to_resource_spans,
+    resource_spans_to_jaeger,
+)
 
 BASE_TIME = 1_700_000_000_000_000_000
 
@@ -82,6 +91,24 @@ def main() -> None:
               f"{1e6 / medians[label]:.2f} µs/span)")
     encode_us = 1e6 / medians["decode + encode"] - 1e6 / medians["decode"]
     print(f"{'encode alone':16s} {1e3 / encode_us:8.1f} k spans/s  ({encode_us:.2f} µs/span, by difference)")
+
+    jaeger = {payload: resource_spans_to_jaeger(parse(payload).resource_spans) for payload in payloads}
+    direct, through_otlp = Encoder(), Encoder()
+
+    def jaeger_direct(payload: bytes) -> list[str]:
+        return direct.encode_jaeger("jaeger_spans", group_by_process(jaeger[payload]))
+
+    def jaeger_through_otlp(payload: bytes) -> list[str]:
+        return through_otlp.encode("jaeger_spans", jaeger_spans_to_resource_spans(jaeger[payload]))
+
+    assert jaeger_direct(payloads[0]) == jaeger_through_otlp(payloads[0])
+    for label, work in (("Jaeger → lines, direct", jaeger_direct),
+                        ("Jaeger → lines, through OTLP", jaeger_through_otlp)):
+        _rate(payloads, work)
+        rates = [_rate(payloads, work) for _ in range(args.rounds)]
+        median = statistics.median(rates)
+        print(f"{label:30s} {median / 1000:8.1f} k spans/s  (min {min(rates) / 1000:.1f}, "
+              f"max {max(rates) / 1000:.1f}; {1e6 / median:.2f} µs/span)")
 
 
 if __name__ == "__main__":

@@ -658,15 +658,15 @@ def sql_breakdown(url: str, spans: Spans, start: int, end: int, probe: list[byte
     """The statements the server sends, timed straight against cnosdb-lite's HTTP API (no plugin), and the
     plugin's row decoding and Jaeger conversion of their results timed in this process."""
     print("-- where the time goes: the server's SQL run directly on cnosdb-lite (HTTP + JSON), p50 / p99 ms")
-    from cnosdb_jaeger_storage.model.jaeger_otlp import resource_spans_to_jaeger as to_jaeger
-    from cnosdb_jaeger_storage.model.span_rows import rows_to_resource_spans
+    from cnosdb_jaeger_storage.model.jaeger_otlp import records_to_jaeger
+    from cnosdb_jaeger_storage.model.span_rows import rows_to_records, rows_to_resource_spans
     from cnosdb_jaeger_storage.storage.store import _group_rows
 
     columns = frozenset(r["column_name"] for r in lite_sql(url, query_builder.describe_table(TABLE)))
 
     def query(i: int) -> TraceQuery:
         return TraceQuery(service=f"service-{i % SERVICES}", attributes={TAG_KEY: str(TAG_VALUE)},
-                                        start_min=start, start_max=end, limit=20)
+                          start_min=start, start_max=end, limit=20)
 
     found = [r["trace_id"] for r in lite_sql(url, query_builder.find_trace_ids(TABLE, query(0), columns) or "")]
     statements: list[tuple[str, Callable[[int], str]]] = [
@@ -689,10 +689,10 @@ def sql_breakdown(url: str, spans: Spans, start: int, end: int, probe: list[byte
     rows = json.loads(body)
     for label, work in (
             ("json.loads of the 20-trace result", lambda _: json.loads(body)),
-            ("rows -> OTLP (rows_to_resource_spans)", lambda _: [rows_to_resource_spans(g)
-                                                                  for g in _group_rows(rows).values()]),
-            ("rows -> OTLP -> Jaeger (v1 FindTraces)", lambda _: [to_jaeger(rows_to_resource_spans(g))
-                                                                   for g in _group_rows(rows).values()])):
+            ("rows -> OTLP (v2 FindTraces)", lambda _: [rows_to_resource_spans(g)
+                                                         for g in _group_rows(rows).values()]),
+            ("rows -> Jaeger (v1 FindTraces)", lambda _: [records_to_jaeger(rows_to_records(g))
+                                                           for g in _group_rows(rows).values()])):
         times, _ = timed(max(5, samples // 2), work)
         print(f"   {label:40s} {statistics.median(times):8.1f} ms   ({len(rows)} rows, {len(body) / 1e3:,.0f} kB JSON)",
               flush=True)

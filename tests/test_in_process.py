@@ -69,9 +69,16 @@ def rows(server: RunningServer, statement: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda row: repr(sorted(row.items())))
 
 
-@pytest.mark.parametrize("table", ["jaeger_spans", "jaeger_spans_operations"])
-def test_both_paths_store_identical_rows(servers: Pair, table: str) -> None:
-    embedded, remote = (rows(s, f'SELECT * FROM "{table}"') for s in servers)
+def test_both_paths_store_identical_rows(servers: Pair) -> None:
+    embedded, remote = (rows(s, 'SELECT * FROM "jaeger_spans"') for s in servers)
+    assert len(embedded) > 50 and embedded == remote
+
+
+def test_both_paths_index_the_same_operations(servers: Pair) -> None:
+    # Not `last_start`: the newest start of an operation's hour that the first write of it carried, and the
+    # stream's concurrent chunks reach the store in any order.
+    statement = 'SELECT time, service, name, kind FROM "jaeger_spans_operations"'
+    embedded, remote = (rows(s, statement) for s in servers)
     assert len(embedded) > 30 and embedded == remote
 
 

@@ -1,4 +1,5 @@
-"""OTLP spans to line protocol, one line per span, in the layout of docs/schema.md.
+"""OTLP spans, and Jaeger spans (`Encoder.encode_jaeger`), to line protocol, one line per span, in the layout of
+docs/schema.md.
 
 This walk over protobuf objects is the ingest bottleneck (measured here: about 16 µs per span for
 a generic flatten), so it is fused and cached rather than going through row dicts:
@@ -19,10 +20,15 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from ..model import span_rows as col
+from ..model import vocabulary
+from ..model.jaeger_otlp import JaegerSpanView, ProcessGroup, warnings_value
 from ..model.stored_names import stored_name
+from ..model.vocabulary import JaegerValue
+from ..proto import model_pb2
 from .quoting import lp_field_key, lp_field_string, lp_measurement, lp_tag_key, lp_tag_value
 
 __all__ = ["AttributeBudget", "Encoder", "encode_resource_spans"]
@@ -230,7 +236,12 @@ def _attributes(attributes: Any, level: _Level, parts: list[str]) -> None:
 
 def _overflow(attributes: list[Any], level: _Level, parts: list[str]) -> None:
     """The overflow field of a level: its attributes beyond the budget, in their order."""
-    entries = [e for e in (col.overflow_entry(kv.key, kv.value) for kv in attributes) if e is not None]
+    _overflow_cell([e for e in (col.overflow_entry(kv.key, kv.value) for kv in attributes) if e is not None],
+                   level, parts)
+
+
+def _overflow_cell(entries: list[str], level: _Level, parts: list[str]) -> None:
+    """The overflow field of a level holding `entries` (`span_rows.overflow_entry`), if any."""
     if entries:
         # The cell holds no backslash (span_rows.overflow_entry), so quotes are all there is to escape.
         parts.append(level.overflow_head + col.encode_overflow(entries).replace('"', '\\"') + '"')
@@ -332,19 +343,42 @@ class Encoder:
             parts.append(_field(prefix + col.ATTRIBUTES_OVERFLOW) + lp_field_string(col.encode_overflow(overflow)))
         return "".join(parts), lp_tag_value(tag) if tag else "", len(overflow)
 
+    def encode_jaeger(self, table: str, groups: Iterable[ProcessGroup]) -> list[str]:
+        """`encode` of Jaeger spans without OTLP messages: their views grouped by process, with its resource
+        (`jaeger_otlp.group_by_process`).
+
+        The lines are those `encode` gives for `jaeger_otlp.jaeger_spans_to_resource_spans` of the same spans
+        (tests/test_jaeger_lines.py): both read the one translation, `JaegerSpanView`.
+        """
+        measurement = lp_measurement(table)
+        scope_tags, scope_fields, scope_overflow = self._scope(_NO_SCOPE)
+        lines: list[str] = []
+        counts = self.overflowed
+        for resource, spans in groups:
+            resource_tags, resource_fields, resource_overflow = self._resource_of(resource, "")
+            _encode_jaeger_spans(self, measurement + resource_tags + scope_tags, resource_fields + scope_fields,
+                                 spans, lines)
+            if resource_overflow and spans:
+                counts["resource"] = counts.get("resource", 0) + resource_overflow * len(spans)
+            if scope_overflow and spans:
+                counts["scope"] = counts.get("scope", 0) + scope_overflow * len(spans)
+        return lines
+
     def _resource(self, resource_spans: trace_pb2.ResourceSpans) -> tuple[str, str, int]:
+        return self._resource_of(resource_spans.resource, resource_spans.schema_url)
+
+    def _resource_of(self, resource: Resource, schema_url: str) -> tuple[str, str, int]:
         """(tags, fields, overflowed) of a resource: the service tag, and the other attributes, count and
         schema URL."""
-        resource = resource_spans.resource
-        key = (resource_spans.schema_url, resource.SerializeToString(deterministic=True))
+        key = (schema_url, resource.SerializeToString(deterministic=True))
         resources = self.resources
         found = resources.get(key)
         if found is None:
             fields, service, overflowed = self._other_attributes(resource.attributes, col.RESOURCE, "service.name")
             if resource.dropped_attributes_count:
                 fields += f"{_field(col.RESOURCE_DROPPED_ATTRIBUTES)}{resource.dropped_attributes_count}"
-            if resource_spans.schema_url:
-                fields += _field(col.RESOURCE_SCHEMA_URL) + lp_field_string(resource_spans.schema_url)
+            if schema_url:
+                fields += _field(col.RESOURCE_SCHEMA_URL) + lp_field_string(schema_url)
             if len(resources) >= _GROUP_CACHE_LIMIT:
                 resources.clear()
             found = resources[key] = (_SERVICE + service if service else "", fields, overflowed)
@@ -423,6 +457,35 @@ def _name(name: str) -> str:
     return fragment
 
 
+def _span_tags(trace_id: str, span_id: str, parent: bytes, trace_state: str, name: str, code: int, kind: int
+               ) -> tuple[str, str]:
+    """A span line's own tags (IDs in hex), and its first field, the kind."""
+    if trace_id and span_id:
+        tags = f"{_TRACE_ID}{trace_id}{_SPAN_ID}{span_id}"
+    else:
+        tags = (_TRACE_ID + trace_id if trace_id else "") + (_SPAN_ID + span_id if span_id else "")
+    if parent:
+        tags = f"{tags}{_PARENT}{parent.hex()}"
+    if trace_state:
+        tags = f"{tags}{_TRACE_STATE}{lp_tag_value(trace_state)}"
+    name_tag = _names.get(name)
+    if name_tag is None:
+        name_tag = _name(name)
+    if code:
+        tags = f"{tags}{name_tag}{_STATUS.get(code) or _unknown_status(code)}"
+    else:
+        tags += name_tag
+    return tags + (_KIND_TAG.get(kind) or _unknown_kind_tag(kind)), _KIND.get(kind) or _unknown_kind(kind)
+
+
+def _message_and_flags(message: str, flags: int, parts: list[str]) -> None:
+    """The status message and flags fields of a span line, when set."""
+    if message:
+        parts.append(_STATUS_MESSAGE + lp_field_string(message))
+    if flags:
+        parts.append(f"{_FLAGS}{flags}")
+
+
 def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_pb2.Span], out: list[str]) -> None:
     """Append one line per span to `out`.
 
@@ -430,10 +493,6 @@ def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_
     fields; both escaped already (see `Encoder.encode`).
     """
     append = out.append
-    names = _names
-    kinds = _KIND
-    kind_tags = _KIND_TAG
-    statuses = _STATUS
     level = encoder.span_level
     for span in spans:
         name = span.name
@@ -447,24 +506,8 @@ def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_
         code = status.code
         kind = span.kind
 
-        if trace_id and span_id:
-            tags = f"{_TRACE_ID}{trace_id}{_SPAN_ID}{span_id}"
-        else:
-            tags = (_TRACE_ID + trace_id if trace_id else "") + (_SPAN_ID + span_id if span_id else "")
-        if parent:
-            tags = f"{tags}{_PARENT}{parent.hex()}"
-        if trace_state:
-            tags = f"{tags}{_TRACE_STATE}{lp_tag_value(trace_state)}"
-        name_tag = names.get(name)
-        if name_tag is None:
-            name_tag = _name(name)
-        if code:
-            tags = f"{tags}{name_tag}{statuses.get(code) or _unknown_status(code)}"
-        else:
-            tags += name_tag
-        tags += kind_tags.get(kind) or _unknown_kind_tag(kind)
-
-        parts = [f"{kinds.get(kind) or _unknown_kind(kind)}{_END}{end}{_DURATION}{end - start}"]
+        tags, kind_field = _span_tags(trace_id, span_id, parent, trace_state, name, code, kind)
+        parts = [f"{kind_field}{_END}{end}{_DURATION}{end - start}"]
         attributes = span.attributes
         if attributes:
             _attributes(attributes, level, parts)
@@ -474,12 +517,7 @@ def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_
         links = span.links
         if links:
             _links(encoder, links, parts)
-        message = status.message
-        if message:
-            parts.append(_STATUS_MESSAGE + lp_field_string(message))
-        flags = span.flags
-        if flags:
-            parts.append(f"{_FLAGS}{flags}")
+        _message_and_flags(status.message, span.flags, parts)
         dropped = span.dropped_attributes_count
         if dropped:
             parts.append(f"{_DROPPED_ATTRIBUTES}{dropped}")
@@ -489,6 +527,95 @@ def _encode_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[trace_
         dropped = span.dropped_links_count
         if dropped:
             parts.append(f"{_DROPPED_LINKS}{dropped}")
+        append(f"{head}{tags} {''.join(parts)}{tail} {start}")
+
+
+def _warnings_text(warnings: list[str]) -> str:
+    found = col.attribute_text(warnings_value(warnings))
+    assert found is not None
+    return found[0]
+
+
+_WARNINGS = -1  # no Jaeger value type: the value type of the span's warnings, as their array attribute
+# Jaeger value type → (the text of its value in a column, the type the row records): model/vocabulary.py's
+# OTLP_FIELD composed with span_rows.SCALAR_TEXT.
+_JAEGER_TEXT = {vt: col.SCALAR_TEXT[otlp_field] for vt, otlp_field in vocabulary.OTLP_FIELD.items()}
+_JAEGER_TEXT[_WARNINGS] = (_warnings_text, col.TYPE_ARRAY)
+_JAEGER_UNKNOWN = col.SCALAR_TEXT[vocabulary.UNKNOWN_VALUE_FIELDS[1]]
+# Strings, the common case, are read without the table: their text is the value itself.
+_JAEGER_STRING = model_pb2.STRING
+assert _JAEGER_TEXT[_JAEGER_STRING] == (str, "")
+_NO_SCOPE = trace_pb2.ScopeSpans()  # a Jaeger span's scope: none (`jaeger_spans_to_resource_spans`)
+
+
+def _jaeger_text(vt: int, value: Any) -> tuple[str, str]:
+    text_of, type_ = _JAEGER_TEXT.get(vt, _JAEGER_UNKNOWN)
+    return text_of(value), type_
+
+
+def _jaeger_attributes(values: list[JaegerValue], level: _Level, parts: list[str]) -> None:
+    """`_attributes` of Jaeger tags or log fields (`vocabulary.jaeger_values`)."""
+    per_level = level.per_level
+    keys = level.keys
+    overflow: list[JaegerValue] = []
+    types: list[str] = []
+    for item in values[:per_level]:
+        key, vt, text = item
+        head = keys.get(key) or level.key(key)
+        if head is None:
+            overflow.append(item)
+            continue
+        if vt != _JAEGER_STRING:
+            text, type_ = _jaeger_text(vt, text)
+            if type_:
+                types.append((_type_keys.get(key) or _type_key(key)) + type_)
+        if '"' in text or "\\" in text:
+            text = _escape_string(text)
+        parts.append(f'{head}{text}"')
+    if types:
+        parts.append(f'{level.types_head}{",".join(types)}"')
+    if overflow or len(values) > per_level:  # the budget's refusals, then what is beyond the level's count
+        _overflow_cell([col.overflow_text_entry(key, *_jaeger_text(vt, value))
+                        for key, vt, value in overflow + values[per_level:]], level, parts)
+
+
+def _encode_jaeger_spans(encoder: Encoder, head: str, tail: str, spans: Iterable[JaegerSpanView],
+                         out: list[str]) -> None:
+    """`_encode_spans` of Jaeger spans."""
+    append = out.append
+    level = encoder.span_level
+    event_levels = encoder.event_levels
+    link_levels = encoder.link_levels
+    for span in spans:
+        name = span.name
+        start = span.start_time_unix_nano
+        end = span.end_time_unix_nano
+        code = span.status_code
+        kind = span.kind
+
+        tags, kind_field = _span_tags(span.trace_id.hex(), span.span_id.hex(), span.parent_span_id,
+                                      span.trace_state, name, code, kind)
+        parts = [f"{kind_field}{_END}{end}{_DURATION}{end - start}"]
+        values = span.attributes
+        if span.warnings:
+            values = [*values, (vocabulary.WARNINGS, _WARNINGS, span.warnings)]
+        if values:
+            _jaeger_attributes(values, level, parts)
+        for index, event in enumerate(span.events):
+            event_level = event_levels.get(index) or encoder.event_level(index)
+            event_time = event.time_unix_nano
+            parts.append(f"{event_level.time}{event_time}")
+            if float(event_time) != event_time:  # as in `_events`
+                parts.append(f"{event_level.exact_time}{event_time}i")
+            if event.name:
+                parts.append(event_level.name + lp_field_string(event.name))
+            if event.fields:
+                _jaeger_attributes(event.fields, event_level, parts)
+        for index, link in enumerate(span.links):
+            link_level = link_levels.get(index) or encoder.link_level(index)
+            parts.append(f'{link_level.trace_id}{link.trace_id.hex()}{link_level.span_id}{link.span_id.hex()}"')
+            _jaeger_attributes([(vocabulary.REF_TYPE, _JAEGER_STRING, link.ref_type)], link_level, parts)
+        _message_and_flags(span.status_message, span.flags, parts)
         append(f"{head}{tags} {''.join(parts)}{tail} {start}")
 
 

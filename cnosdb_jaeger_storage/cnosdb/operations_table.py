@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
 
+from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from .quoting import lp_field_key, lp_measurement, lp_tag_key, lp_tag_value
@@ -27,6 +29,11 @@ _KIND_NAMES = dict((number, name) for name, number in trace_pb2.Span.SpanKind.it
 _REMEMBERED = 65_536  # (service, name, kind, hour) points known to be written; the oldest are forgotten
 
 Point = tuple[str, str, int, int]  # service, span name, kind number, hour start (ns)
+
+
+def service_of(resource: resource_pb2.Resource) -> str:
+    """The service of an operation: the string value of the resource's first `service.name` attribute."""
+    return next((kv.value.string_value for kv in resource.attributes if kv.key == "service.name"), "")
 
 
 def operations_table(span_table: str) -> str:
@@ -43,15 +50,19 @@ class OperationsIndex:
 
     def lines(self, resource_spans: Iterable[trace_pb2.ResourceSpans]) -> tuple[list[str], list[Point]]:
         """Line protocol for the points of these spans not written recently, and those points."""
+        return self.lines_of((service_of(rs.resource), ss.spans) for rs in resource_spans for ss in rs.scope_spans)
+
+    def lines_of(self, groups: Iterable[tuple[str, Iterable[Any]]]) -> tuple[list[str], list[Point]]:
+        """`lines` of (service, spans) pairs; a span is an OTLP span or anything with its `name`, `kind` and
+        `start_time_unix_nano` (such as `model.jaeger_otlp.JaegerSpanView`)."""
         newest: dict[Point, int] = {}
-        for rs in resource_spans:
-            service = next((kv.value.string_value for kv in rs.resource.attributes if kv.key == "service.name"), "")
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    start = span.start_time_unix_nano
-                    point = (service, span.name, span.kind, start - start % HOUR_NS)
-                    if point not in self._written and newest.get(point, -1) < start:
-                        newest[point] = start
+        written = self._written
+        for service, spans in groups:
+            for span in spans:
+                start = span.start_time_unix_nano
+                point = (service, span.name, span.kind, start - start % HOUR_NS)
+                if point not in written and newest.get(point, -1) < start:
+                    newest[point] = start
         return [self._line(point, start) for point, start in newest.items()], list(newest)
 
     def remember(self, points: Iterable[Point]) -> None:

@@ -27,6 +27,7 @@ from ..errors import InvalidValue
 from ..model.stored_names import CONTROL_CHARACTERS, stored_name
 
 __all__ = [
+    "check_span_list",
     "check_spans",
     "lp_field_key",
     "lp_field_string",
@@ -109,21 +110,28 @@ def check_spans(resource_spans: Iterable[Any]) -> None:
     """
     for rs in resource_spans:
         for ss in rs.scope_spans:
-            for span in ss.spans:
-                if len(span.trace_id) != 16 or len(span.span_id) != 8 or len(span.parent_span_id) not in (0, 8):
-                    _refuse(span, "trace_id, span_id and parent_span_id must be 16, 8 and 0 or 8 bytes, got "
-                                  f"{len(span.trace_id)}, {len(span.span_id)} and {len(span.parent_span_id)}")
-                for i, link in enumerate(span.links):
-                    if len(link.trace_id) != 16 or len(link.span_id) != 8:
-                        _refuse(span, f"links[{i}] trace_id and span_id must be 16 and 8 bytes, got "
-                                      f"{len(link.trace_id)} and {len(link.span_id)}")
-                if span.start_time_unix_nano > _LAST_SPAN_NS:
-                    _refuse_time(span, "start_time_unix_nano", span.start_time_unix_nano)
-                if span.end_time_unix_nano > _LAST_SPAN_NS:
-                    _refuse_time(span, "end_time_unix_nano", span.end_time_unix_nano)
-                for i, event in enumerate(span.events):
-                    if event.time_unix_nano > _LAST_SPAN_NS:
-                        _refuse_time(span, f"events[{i}].time_unix_nano", event.time_unix_nano)
+            check_span_list(ss.spans)
+
+
+def check_span_list(spans: Iterable[Any]) -> None:
+    """`check_spans` of spans in a list: OTLP spans, or anything with their fields (`trace_id`, `span_id`,
+    `parent_span_id`, `name`, `start_time_unix_nano`, `end_time_unix_nano`, `links` and `events` with theirs),
+    such as `model.jaeger_otlp.JaegerSpanView`."""
+    for span in spans:
+        if len(span.trace_id) != 16 or len(span.span_id) != 8 or len(span.parent_span_id) not in (0, 8):
+            _refuse(span, "trace_id, span_id and parent_span_id must be 16, 8 and 0 or 8 bytes, got "
+                          f"{len(span.trace_id)}, {len(span.span_id)} and {len(span.parent_span_id)}")
+        for i, link in enumerate(span.links):
+            if len(link.trace_id) != 16 or len(link.span_id) != 8:
+                _refuse(span, f"links[{i}] trace_id and span_id must be 16 and 8 bytes, got "
+                              f"{len(link.trace_id)} and {len(link.span_id)}")
+        if span.start_time_unix_nano > _LAST_SPAN_NS:
+            _refuse_time(span, "start_time_unix_nano", span.start_time_unix_nano)
+        if span.end_time_unix_nano > _LAST_SPAN_NS:
+            _refuse_time(span, "end_time_unix_nano", span.end_time_unix_nano)
+        for i, event in enumerate(span.events):
+            if event.time_unix_nano > _LAST_SPAN_NS:
+                _refuse_time(span, f"events[{i}].time_unix_nano", event.time_unix_nano)
 
 
 def _refuse_time(span: Any, field: str, ns: int) -> None:

@@ -20,8 +20,13 @@ On the way back, what the attributes do not already say is added as tags, as Ope
 one the attributes give, `otel.scope.name`/`otel.scope.version`, `w3c.tracestate`; array and kvlist values
 become string tags holding their OTLP/JSON.
 
-This is on the write path: messages are filled in place (`add()` and field assignment), which upb does about
-twice as fast as building submessages with constructors and copying them into their parents.
+Jaeger → OTLP is `JaegerSpanView`, the Jaeger span as the OTLP span it becomes, in Python values. The server's
+Jaeger v1 writes encode the views straight to line protocol (`cnosdb.line_protocol.Encoder.encode_jaeger`);
+`jaeger_spans_to_resource_spans` builds OTLP messages of the same views, for tools and tests, which check that
+both give the same lines. OTLP → Jaeger reads OTLP spans as records (model/span_record.py): those a read builds
+from the table's rows (`records_to_jaeger`, no OTLP message in between), or those of OTLP messages. Messages are
+filled in place (`add()` and field assignment), which upb does about twice as fast as building submessages with
+constructors and copying them into their parents.
 """
 
 from __future__ import annotations
@@ -29,37 +34,62 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..proto import common_pb2, model_pb2, resource_pb2, trace_pb2
 from .ids import widen_trace_id
+from .span_record import (
+    ResourceRecord,
+    ScopeRecord,
+    SpanRecord,
+    TraceRecords,
+    resource_record,
+    scope_record,
+    span_record,
+)
 from .vocabulary import (
     ERROR,
     EVENT,
-    KIND_BY_TAG,
+    JAEGER_VALUE_OF,
+    OTLP_FIELD,
+    REF_TAG_BY_TYPE,
     REF_TYPE,
+    REF_TYPE_CHILD_OF,
+    REF_TYPE_FOLLOWS_FROM,
     SCOPE_NAME,
     SCOPE_VERSION,
     SERVICE_NAME,
     SPAN_KIND,
-    STATUS_BY_TAG,
     STATUS_CODE,
     STATUS_DESCRIPTION,
     TAG_BY_KIND,
     TAG_BY_STATUS,
     TRACE_STATE,
+    UNKNOWN_VALUE_FIELDS,
     WARNINGS,
+    JaegerValue,
+    jaeger_values,
+    span_tag_fields,
+    status_from_tags,
 )
 
 if TYPE_CHECKING:
     from google.protobuf.internal.containers import RepeatedCompositeFieldContainer as Repeated
 
 __all__ = [
+    "JaegerEvent",
+    "JaegerLink",
+    "JaegerSpanView",
+    "ProcessGroup",
+    "group_by_process",
     "jaeger_spans_to_resource_spans",
     "jaeger_tag_text",
     "otlp_span_to_jaeger",
+    "process_resource",
+    "records_to_jaeger",
     "resource_spans_to_jaeger",
     "resource_to_process",
+    "warnings_value",
 ]
 
 _NANOS = 1_000_000_000
@@ -76,12 +106,7 @@ _UNSET = trace_pb2.Status.STATUS_CODE_UNSET
 _OK = trace_pb2.Status.STATUS_CODE_OK
 _ERROR = trace_pb2.Status.STATUS_CODE_ERROR
 
-_REF_TYPE_CHILD_OF = "child_of"
-_REF_TYPE_FOLLOWS_FROM = "follows_from"
-_REF_TAG_BY_TYPE = {_CHILD_OF: _REF_TYPE_CHILD_OF, _FOLLOWS_FROM: _REF_TYPE_FOLLOWS_FROM}
 
-# Span tags that need a look on the way to OTLP; every other tag is only converted.
-_SPECIAL_TAGS = frozenset({SPAN_KIND, ERROR, STATUS_CODE, STATUS_DESCRIPTION, TRACE_STATE})
 # Span attributes that need a look on the way back.
 _SPECIAL_ATTRIBUTES = frozenset({ERROR, STATUS_CODE, STATUS_DESCRIPTION, TRACE_STATE, WARNINGS})
 
@@ -114,52 +139,13 @@ def _plain(value: common_pb2.AnyValue) -> object:
     return None if which is None else getattr(value, which)
 
 
-def _set_otlp_value(value: common_pb2.AnyValue, kv: model_pb2.KeyValue) -> None:
-    vt = kv.v_type
-    if vt == _STRING:
-        value.string_value = kv.v_str
-    elif vt == _BOOL:
-        value.bool_value = kv.v_bool
-    elif vt == _INT64:
-        value.int_value = kv.v_int64
-    elif vt == _FLOAT64:
-        value.double_value = kv.v_float64
-    elif vt == _BINARY:
-        value.bytes_value = kv.v_binary
-    else:  # an enum value this model does not know: keep the text
-        value.string_value = kv.v_str
-
-
-def _add_otlp_kvs(out: Repeated[common_pb2.KeyValue], kvs: Iterable[model_pb2.KeyValue]) -> None:
-    """Append `kvs` to the repeated OTLP KeyValue field `out`."""
+def _add_otlp_values(out: Repeated[common_pb2.KeyValue], values: Iterable[JaegerValue]) -> None:
+    """Append Jaeger tags or log fields to the repeated OTLP KeyValue field `out`."""
     add = out.add
-    for kv in kvs:
+    for key, vt, value in values:
         attr = add()
-        attr.key = kv.key
-        _set_otlp_value(attr.value, kv)
-
-
-def _set_jaeger_kv(tag: model_pb2.KeyValue, kv: common_pb2.KeyValue) -> None:
-    tag.key = kv.key
-    value = kv.value
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        tag.v_str = value.string_value
-    elif which == "bool_value":
-        tag.v_type = _BOOL
-        tag.v_bool = value.bool_value
-    elif which == "int_value":
-        tag.v_type = _INT64
-        tag.v_int64 = value.int_value
-    elif which == "double_value":
-        tag.v_type = _FLOAT64
-        tag.v_float64 = value.double_value
-    elif which == "bytes_value":
-        tag.v_type = _BINARY
-        tag.v_binary = value.bytes_value
-    elif which is not None:
-        # array and kvlist have no Jaeger type; OpenTelemetry writes them as text.
-        tag.v_str = jaeger_tag_text(value)
+        attr.key = key
+        setattr(attr.value, OTLP_FIELD.get(vt, UNKNOWN_VALUE_FIELDS[1]), value)
 
 
 def _add_string_tag(out: Repeated[model_pb2.KeyValue], key: str, value: str) -> None:
@@ -171,107 +157,157 @@ def _add_string_tag(out: Repeated[model_pb2.KeyValue], key: str, value: str) -> 
 # -- Jaeger → OTLP -------------------------------------------------------------------------------------
 
 
-def _status_from_tags(error: bool, code_tag: str | None) -> trace_pb2.Status.StatusCode.ValueType:
-    """The status code OpenTelemetry reads from a Jaeger span's tags; `otel.status_code` wins."""
-    if code_tag is not None:
-        code = STATUS_BY_TAG.get(code_tag)
-        if code is not None:
-            return code
-    return _ERROR if error else _UNSET
+class JaegerLink(NamedTuple):
+    """A reference that is no parent, as the OTLP link it becomes."""
+
+    trace_id: bytes  # 16 bytes
+    span_id: bytes
+    ref_type: str  # the link's `opentracing.ref_type` attribute
 
 
-def _fill_otlp_span(out: trace_pb2.Span, span: model_pb2.Span) -> None:
-    trace_id = widen_trace_id(span.trace_id)
-    out.trace_id = trace_id
-    out.span_id = _span_id(span.span_id)
-    out.name = span.operation_name
-    out.flags = span.flags
+class JaegerEvent(NamedTuple):
+    """A log, as the OTLP event it becomes: its fields are the event's attributes."""
 
-    kind_seen = error = False
-    code_tag = description = None
-    add = out.attributes.add
-    for kv in span.tags:
-        key = kv.key
-        vt = kv.v_type
-        if key in _SPECIAL_TAGS:
-            if key == SPAN_KIND:
-                if not kind_seen and vt == _STRING and kv.v_str in KIND_BY_TAG:
-                    out.kind = KIND_BY_TAG[kv.v_str]
-                    kind_seen = True
-                    continue  # carried by Span.kind alone
-            elif key == ERROR:
-                error = error or (vt == _BOOL and kv.v_bool) or (vt == _STRING and kv.v_str == "true")
-            elif vt == _STRING:
-                if key == STATUS_CODE:
-                    code_tag = code_tag if code_tag is not None else kv.v_str
-                elif key == STATUS_DESCRIPTION:
-                    description = description if description is not None else kv.v_str
-                elif not out.trace_state:
-                    out.trace_state = kv.v_str
-        attr = add()
-        attr.key = key
-        if vt == _STRING:
-            attr.value.string_value = kv.v_str
-        else:
-            _set_otlp_value(attr.value, kv)
-    if span.warnings:
-        attr = add()
-        attr.key = WARNINGS
-        add_warning = attr.value.array_value.values.add
-        for warning in span.warnings:
-            add_warning().string_value = warning
+    time_unix_nano: int
+    name: str  # the first string field `event`, "" for none
+    fields: list[JaegerValue]
 
-    code = _status_from_tags(error, code_tag)
-    if code != _UNSET or description:
-        out.status.code = code
-        if description:
-            out.status.message = description
 
-    parent_found = False
-    references = span.references
-    if references:
-        add_link = out.links.add
-        for ref in references:
+class JaegerSpanView:
+    """A Jaeger span as the OTLP span it becomes, in OTLP's field names and as Python values: the one
+    translation that both `jaeger_spans_to_resource_spans` (OTLP messages) and the direct encoder
+    (`cnosdb.line_protocol.Encoder.encode_jaeger`, line protocol) read. The span's attributes are
+    `attributes` (its tags but the `span.kind` tag that `kind` carries), then `warnings` as an array
+    attribute, if any. Each field of the message is read once: upb makes every read a new Python object."""
+
+    __slots__ = ("attributes", "end_time_unix_nano", "events", "flags", "kind", "links", "name", "parent_span_id",
+                 "span_id", "start_time_unix_nano", "status_code", "status_message", "trace_id", "trace_state",
+                 "warnings")
+
+    def __init__(self, span: model_pb2.Span) -> None:
+        """Raises ValueError for a trace ID of neither 16 nor 8 bytes or a span ID not of 8 bytes."""
+        self.trace_id = trace_id = widen_trace_id(span.trace_id)
+        self.span_id = _span_id(span.span_id)
+        self.name = span.operation_name
+        self.flags = span.flags
+        self.attributes = attributes = jaeger_values(span.tags)
+        self.kind, kind_tag, self.status_code, self.status_message, self.trace_state = span_tag_fields(attributes)
+        if kind_tag >= 0:
+            del attributes[kind_tag]
+        self.warnings = list(span.warnings)
+
+        parent = b""
+        links: list[JaegerLink] = []
+        for ref in span.references:
             ref_trace_id = widen_trace_id(ref.trace_id)
             ref_span_id = _span_id(ref.span_id)
             ref_type = ref.ref_type
-            if not parent_found and ref_type == _CHILD_OF and ref_trace_id == trace_id:
-                out.parent_span_id = ref_span_id
-                parent_found = True
-                continue
-            link = add_link()
-            link.trace_id = ref_trace_id
-            link.span_id = ref_span_id
-            attr = link.attributes.add()
-            attr.key = REF_TYPE
-            attr.value.string_value = _REF_TAG_BY_TYPE.get(ref_type, _REF_TYPE_FOLLOWS_FROM)
+            if not parent and ref_type == _CHILD_OF and ref_trace_id == trace_id:
+                parent = ref_span_id
+            else:
+                links.append(JaegerLink(ref_trace_id, ref_span_id, REF_TAG_BY_TYPE.get(ref_type,
+                                                                                       REF_TYPE_FOLLOWS_FROM)))
+        self.parent_span_id = parent
+        self.links = links
 
-    logs = span.logs
-    if logs:
-        add_event = out.events.add
-        for log in logs:
-            event = add_event()
+        events = []
+        for log in span.logs:
             ts = log.timestamp
-            event.time_unix_nano = _fixed64(ts.seconds * _NANOS + ts.nanos)
-            fields = log.fields
-            if fields:
-                for field in fields:
-                    if field.key == EVENT and field.v_type == _STRING:
-                        event.name = field.v_str
-                        break
-                _add_otlp_kvs(event.attributes, fields)
+            fields = jaeger_values(log.fields)
+            name = next((value for key, vt, value in fields if key == EVENT and vt == _STRING), "")
+            events.append(JaegerEvent(_fixed64(ts.seconds * _NANOS + ts.nanos), name, fields))
+        self.events = events
 
-    start = span.start_time
-    start_nanos = _fixed64(start.seconds * _NANOS + start.nanos)
-    duration = span.duration
-    out.start_time_unix_nano = start_nanos
-    out.end_time_unix_nano = _fixed64(start_nanos + duration.seconds * _NANOS + duration.nanos)
+        start = span.start_time
+        self.start_time_unix_nano = start_nanos = _fixed64(start.seconds * _NANOS + start.nanos)
+        duration = span.duration
+        self.end_time_unix_nano = _fixed64(start_nanos + duration.seconds * _NANOS + duration.nanos)
+
+
+def warnings_value(warnings: Iterable[str]) -> common_pb2.AnyValue:
+    """The value of a span's `@jaeger@warnings` attribute: an array of strings."""
+    value = common_pb2.AnyValue()
+    add = value.array_value.values.add
+    for warning in warnings:
+        add().string_value = warning
+    return value
+
+
+def _fill_otlp_span(out: trace_pb2.Span, view: JaegerSpanView) -> None:
+    out.trace_id = view.trace_id
+    out.span_id = view.span_id
+    out.name = view.name
+    out.flags = view.flags
+    out.kind = view.kind
+
+    _add_otlp_values(out.attributes, view.attributes)
+    if view.warnings:
+        attr = out.attributes.add()
+        attr.key = WARNINGS
+        attr.value.CopyFrom(warnings_value(view.warnings))
+
+    code, message = view.status_code, view.status_message
+    if code != _UNSET or message:
+        out.status.code = code
+        if message:
+            out.status.message = message
+    if view.trace_state:
+        out.trace_state = view.trace_state
+
+    if view.parent_span_id:
+        out.parent_span_id = view.parent_span_id
+    add_link = out.links.add
+    for ref in view.links:
+        link = add_link()
+        link.trace_id = ref.trace_id
+        link.span_id = ref.span_id
+        attr = link.attributes.add()
+        attr.key = REF_TYPE
+        attr.value.string_value = ref.ref_type
+
+    add_event = out.events.add
+    for log in view.events:
+        event = add_event()
+        event.time_unix_nano = log.time_unix_nano
+        if log.name:
+            event.name = log.name
+        _add_otlp_values(event.attributes, log.fields)
+
+    out.start_time_unix_nano = view.start_time_unix_nano
+    out.end_time_unix_nano = view.end_time_unix_nano
 
 
 def _fixed64(ns: int) -> int:
     """Unix ns in OTLP's unsigned fixed64: before 1970 is 0, beyond 2^64 - 1 is 2^64 - 1 (which the storage
     API then refuses by name, as any time beyond CnosDB's range)."""
     return min(max(0, ns), _FIXED64_MAX)
+
+
+class ProcessGroup(NamedTuple):
+    """The spans of one distinct Jaeger process, in their order, and the OTLP resource of that process: the
+    ResourceSpans they become."""
+
+    resource: resource_pb2.Resource
+    spans: list[JaegerSpanView]
+
+
+def group_by_process(spans: Iterable[model_pb2.Span], process: model_pb2.Process | None = None
+                     ) -> list[ProcessGroup]:
+    """Jaeger spans as views, grouped by distinct process in the order processes first appear. A span
+    without a process of its own takes `process` (a Batch's process).
+
+    Raises ValueError for a trace ID of neither 16 nor 8 bytes or a span ID not of 8 bytes.
+    """
+    fallback = process if process is not None else model_pb2.Process()
+    groups: dict[bytes, ProcessGroup] = {}
+    for span in spans:
+        span_process = span.process if span.HasField("process") else fallback
+        key = span_process.SerializeToString(deterministic=True)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ProcessGroup(process_resource(span_process), [])
+        group.spans.append(JaegerSpanView(span))
+    return list(groups.values())
 
 
 def jaeger_spans_to_resource_spans(
@@ -282,53 +318,69 @@ def jaeger_spans_to_resource_spans(
 
     Raises ValueError for a trace ID of neither 16 nor 8 bytes or a span ID not of 8 bytes.
     """
-    fallback = process if process is not None else model_pb2.Process()
     out: list[trace_pb2.ResourceSpans] = []
-    # serialized process → the `spans` field of its ScopeSpans
-    groups: dict[bytes, Repeated[trace_pb2.Span]] = {}
-    for span in spans:
-        span_process = span.process if span.HasField("process") else fallback
-        key = span_process.SerializeToString(deterministic=True)
-        container = groups.get(key)
-        if container is None:
-            rs = trace_pb2.ResourceSpans()
-            _fill_resource(rs.resource, span_process)
-            scope_spans = rs.scope_spans.add()
-            scope_spans.scope.SetInParent()
-            container = groups[key] = scope_spans.spans
-            out.append(rs)
-        _fill_otlp_span(container.add(), span)
+    for group in group_by_process(spans, process):
+        rs = trace_pb2.ResourceSpans()
+        rs.resource.CopyFrom(group.resource)
+        scope_spans = rs.scope_spans.add()
+        scope_spans.scope.SetInParent()
+        add = scope_spans.spans.add
+        for view in group.spans:
+            _fill_otlp_span(add(), view)
+        out.append(rs)
     return out
 
 
-def _fill_resource(out: resource_pb2.Resource, process: model_pb2.Process) -> None:
+def process_resource(process: model_pb2.Process) -> resource_pb2.Resource:
+    """The OTLP resource of a Jaeger process: `service.name` (when the process names a service), then its
+    tags."""
+    out = resource_pb2.Resource()
     if process.service_name:
         attr = out.attributes.add()
         attr.key = SERVICE_NAME
         attr.value.string_value = process.service_name
-    _add_otlp_kvs(out.attributes, process.tags)
+    _add_otlp_values(out.attributes, jaeger_values(process.tags))
+    return out
 
 
 # -- OTLP → Jaeger -------------------------------------------------------------------------------------
+#
+# From OTLP spans as records (model/span_record.py): those a read builds from rows (`records_to_jaeger`), or
+# those of OTLP messages (`resource_spans_to_jaeger`, `otlp_span_to_jaeger`, `resource_to_process`).
 
 
 def resource_to_process(resource: resource_pb2.Resource) -> model_pb2.Process:
     """The Jaeger process of a resource: `service.name` (a string) is the service, the rest are tags."""
+    return _process(resource_record(resource))
+
+
+def _process(resource: ResourceRecord) -> model_pb2.Process:
     process = model_pb2.Process()
     add = process.tags.add
-    for kv in resource.attributes:
-        if (
-            not process.service_name
-            and kv.key == SERVICE_NAME
-            and kv.value.WhichOneof("value") == "string_value"
-        ):
-            process.service_name = kv.value.string_value
+    service = ""
+    for key, field, value in resource.attributes:
+        if not service and key == SERVICE_NAME and field == "string_value":
+            process.service_name = service = value
         else:
-            _set_jaeger_kv(add(), kv)
+            _set_jaeger_value(add(), key, field, value)
     return process
 
 
-def _scope_tags(scope: common_pb2.InstrumentationScope) -> list[tuple[str, str]]:
+def _set_jaeger_value(tag: model_pb2.KeyValue, key: str, field: str | None, value: Any) -> None:
+    tag.key = key
+    if field == "string_value":
+        tag.v_str = value
+        return
+    found = JAEGER_VALUE_OF.get(field)  # type: ignore[arg-type]
+    if found is not None:
+        tag.v_type, jaeger_field = found  # type: ignore[assignment]
+        setattr(tag, jaeger_field, value)
+    elif field is not None:
+        # array and kvlist have no Jaeger type; OpenTelemetry writes them as text.
+        tag.v_str = jaeger_tag_text(value)
+
+
+def _scope_tags(scope: ScopeRecord) -> list[tuple[str, str]]:
     tags = []
     if scope.name:
         tags.append((SCOPE_NAME, scope.name))
@@ -343,9 +395,8 @@ def _warning_text(value: common_pb2.AnyValue) -> str:
     return jaeger_tag_text(value)
 
 
-def _to_jaeger_span(
-    span: trace_pb2.Span, process: model_pb2.Process, scope_tags: list[tuple[str, str]]
-) -> model_pb2.Span:
+def _to_jaeger_span(span: SpanRecord, process: model_pb2.Process, scope_tags: list[tuple[str, str]]
+                    ) -> model_pb2.Span:
     trace_id = span.trace_id
     out = model_pb2.Span(
         trace_id=trace_id, span_id=span.span_id, operation_name=span.name, flags=span.flags
@@ -356,48 +407,41 @@ def _to_jaeger_span(
     add = tags.add
     error_seen = code_seen = description_seen = trace_state_seen = error = False
     code_tag = None
-    for kv in span.attributes:
-        key = kv.key
+    for key, field, value in span.attributes:
         if key in _SPECIAL_ATTRIBUTES:
-            value = kv.value
-            which = value.WhichOneof("value")
             if key == WARNINGS:
-                if which == "array_value":
+                if field == "array_value":
                     out.warnings.extend([_warning_text(v) for v in value.array_value.values])
                     continue
             elif key == ERROR:
                 error_seen = True
-                error = error or (which == "bool_value" and value.bool_value) or (
-                    which == "string_value" and value.string_value == "true"
-                )
+                error = error or (field == "bool_value" and value) or (field == "string_value" and value == "true")
             elif key == STATUS_CODE:
                 code_seen = True
-                if code_tag is None and which == "string_value":
-                    code_tag = value.string_value
+                if code_tag is None and field == "string_value":
+                    code_tag = value
             elif key == STATUS_DESCRIPTION:
                 description_seen = True
             else:
                 trace_state_seen = True
-        _set_jaeger_kv(add(), kv)
+        _set_jaeger_value(add(), key, field, value)
 
-    kind_tag = TAG_BY_KIND.get(span.kind)
+    kind_tag = TAG_BY_KIND.get(span.kind)  # type: ignore[call-overload]
     if kind_tag is not None:
         _add_string_tag(tags, SPAN_KIND, kind_tag)
     # Status tags are added only where the attributes, read as Jaeger tags, would give another status: a
     # Jaeger span's own tags then come back as they were, and an OTLP span gets what OpenTelemetry adds.
-    if span.HasField("status"):
-        status = span.status
-        code = status.code
-        if code != _UNSET and code != _status_from_tags(error, code_tag):
-            if code == _ERROR and not error_seen:
-                tag = add()
-                tag.key = ERROR
-                tag.v_type = _BOOL
-                tag.v_bool = True
-            if not code_seen:
-                _add_string_tag(tags, STATUS_CODE, TAG_BY_STATUS.get(code, str(code)))
-        if status.message and not description_seen:
-            _add_string_tag(tags, STATUS_DESCRIPTION, status.message)
+    code = span.status_code
+    if code != _UNSET and code != status_from_tags(error, code_tag):
+        if code == _ERROR and not error_seen:
+            tag = add()
+            tag.key = ERROR
+            tag.v_type = _BOOL
+            tag.v_bool = True
+        if not code_seen:
+            _add_string_tag(tags, STATUS_CODE, TAG_BY_STATUS.get(code, str(code)))  # type: ignore[call-overload]
+    if span.status_message and not description_seen:
+        _add_string_tag(tags, STATUS_DESCRIPTION, span.status_message)
     if span.trace_state and not trace_state_seen:
         _add_string_tag(tags, TRACE_STATE, span.trace_state)
     for key, text in scope_tags:
@@ -413,9 +457,9 @@ def _to_jaeger_span(
         ref.trace_id = link.trace_id
         ref.span_id = link.span_id
         ref.ref_type = _FOLLOWS_FROM
-        for kv in link.attributes:
-            if kv.key == REF_TYPE:
-                if kv.value.string_value == _REF_TYPE_CHILD_OF:
+        for key, field, value in link.attributes:
+            if key == REF_TYPE:
+                if field == "string_value" and value == REF_TYPE_CHILD_OF:
                     ref.ref_type = _CHILD_OF
                 break
 
@@ -427,10 +471,10 @@ def _to_jaeger_span(
         fields = log.fields
         add_field = fields.add
         named = not event.name
-        for kv in event.attributes:
-            if not named and kv.key == EVENT:
+        for key, field, value in event.attributes:
+            if not named and key == EVENT:
                 named = True
-            _set_jaeger_kv(add_field(), kv)
+            _set_jaeger_value(add_field(), key, field, value)
         if not named:
             _add_string_tag(fields, EVENT, event.name)
 
@@ -460,16 +504,25 @@ def otlp_span_to_jaeger(
     process it already built from it) and `process_id` empty."""
     if process is None:
         process = resource_to_process(resource)
-    return _to_jaeger_span(span, process, _scope_tags(scope))
+    return _to_jaeger_span(span_record(span), process, _scope_tags(scope_record(scope)))
 
 
 def resource_spans_to_jaeger(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> list[model_pb2.Span]:
     """Every span of `resource_spans` as a Jaeger span, in order; each resource and scope is converted
     once."""
+    return records_to_jaeger(
+        [(resource_record(rs.resource), [(scope_record(ss.scope), [span_record(span) for span in ss.spans])
+                                         for ss in rs.scope_spans])
+         for rs in resource_spans])
+
+
+def records_to_jaeger(records: TraceRecords) -> list[model_pb2.Span]:
+    """Every span of `records` (model/span_record.py) as a Jaeger span, in order; each resource and scope is
+    converted once."""
     out = []
-    for rs in resource_spans:
-        process = resource_to_process(rs.resource)
-        for ss in rs.scope_spans:
-            scope_tags = _scope_tags(ss.scope)
-            out.extend([_to_jaeger_span(span, process, scope_tags) for span in ss.spans])
+    for resource, scopes in records:
+        process = _process(resource)
+        for scope, spans in scopes:
+            scope_tags = _scope_tags(scope)
+            out.extend([_to_jaeger_span(span, process, scope_tags) for span in spans])
     return out

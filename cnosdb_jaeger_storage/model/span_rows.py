@@ -1,4 +1,5 @@
-"""The span table (docs/schema.md): its column names, attribute values as text, and rows back to OTLP.
+"""The span table (docs/schema.md): its column names, attribute values as text, and rows back to OTLP spans, as
+records (model/span_record.py: Jaeger spans are made from them directly) or as messages.
 
 Writing goes straight from OTLP to line protocol in `cnosdb/line_protocol.py`, for speed; it takes its column
 names and value texts from here. Reading takes rows as CnosDB's SQL returns them in JSON: a dict per
@@ -13,7 +14,7 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, unquote
 
@@ -21,6 +22,18 @@ from google.protobuf import json_format
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from .span_record import (
+    Attribute,
+    EventRecord,
+    LinkRecord,
+    ResourceRecord,
+    ScopeRecord,
+    SpanRecord,
+    TraceRecords,
+    any_value,
+    attribute_of,
+    fill_resource_spans,
+)
 from .stored_names import decode_stored_name, stored_name
 
 # --- column names ----------------------------------------------------------------------------------
@@ -148,47 +161,67 @@ def any_value_json(value: common_pb2.AnyValue) -> str:
     return json.dumps(json_format.MessageToDict(value), separators=(",", ":"), ensure_ascii=False)
 
 
+def _bool_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _bytes_text(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+# OTLP AnyValue field of a scalar → (its value's text in a column, its type; "" for a string). Jaeger values
+# reach it through their OTLP field (model/vocabulary.py `VALUE_FIELDS`).
+SCALAR_TEXT: dict[str, tuple[Callable[[Any], str], str]] = {
+    "string_value": (str, ""),
+    "int_value": (str, TYPE_INT),
+    "bool_value": (_bool_text, TYPE_BOOL),
+    "double_value": (double_text, TYPE_DOUBLE),
+    "bytes_value": (_bytes_text, TYPE_BYTES),
+}
+_JSON_TYPES = {"array_value": TYPE_ARRAY, "kvlist_value": TYPE_KVLIST}
+
+
 def attribute_text(value: common_pb2.AnyValue) -> tuple[str, str] | None:
     """(text, type) of an attribute value, type `""` for a string; None for a value that is not set."""
     which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value, ""
-    if which == "int_value":
-        return str(value.int_value), TYPE_INT
-    if which == "bool_value":
-        return ("true" if value.bool_value else "false"), TYPE_BOOL
-    if which == "double_value":
-        return double_text(value.double_value), TYPE_DOUBLE
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii"), TYPE_BYTES
-    if which == "array_value":
-        return any_value_json(value), TYPE_ARRAY
-    if which == "kvlist_value":
-        return any_value_json(value), TYPE_KVLIST
-    return None
+    if which is None:
+        return None
+    scalar = SCALAR_TEXT.get(which)
+    if scalar is not None:
+        text_of, type_ = scalar
+        return text_of(getattr(value, which)), type_
+    return any_value_json(value), _JSON_TYPES[which]
 
 
-def attribute_value(text: str, type_: str | None) -> common_pb2.AnyValue:
-    """The inverse of `attribute_text`. Text that does not parse as its type is kept as a string."""
+def typed_value(text: str, type_: str | None) -> tuple[str | None, Any]:
+    """The inverse of `attribute_text`, as an attribute's (AnyValue field, value) (model/span_record.py).
+    Text that does not parse as its type is kept as a string."""
     try:
         if not type_:
             pass
         elif type_ == TYPE_INT:
-            return common_pb2.AnyValue(int_value=int(text))
+            number = int(text)
+            if -_I64 <= number < _I64:
+                return "int_value", number
         elif type_ == TYPE_BOOL:
             if text in ("true", "false"):
-                return common_pb2.AnyValue(bool_value=text == "true")
+                return "bool_value", text == "true"
         elif type_ == TYPE_DOUBLE:
-            return common_pb2.AnyValue(double_value=float(text))
+            return "double_value", float(text)
         elif type_ == TYPE_BYTES:
-            return common_pb2.AnyValue(bytes_value=base64.b64decode(text, validate=True))
+            return "bytes_value", base64.b64decode(text, validate=True)
         elif type_ in (TYPE_ARRAY, TYPE_KVLIST):
             value = common_pb2.AnyValue()
             json_format.ParseDict(json.loads(text), value)
-            return value
+            return attribute_of(common_pb2.KeyValue(value=value))[1:]
     except (ValueError, binascii.Error, json_format.ParseError):
         pass
-    return common_pb2.AnyValue(string_value=text)
+    return "string_value", text
+
+
+def attribute_value(text: str, type_: str | None) -> common_pb2.AnyValue:
+    """The inverse of `attribute_text`. Text that does not parse as its type is kept as a string."""
+    return any_value(*typed_value(text, type_))
 
 
 # --- attributes beyond the budget ------------------------------------------------------------------
@@ -226,9 +259,11 @@ def overflow_fragment(key: str, text: str) -> str:
 def overflow_entry(key: str, value: common_pb2.AnyValue) -> str | None:
     """One attribute as an overflow entry, `"key":["text"]` or `"key":["text","type"]`; None if unset."""
     found = attribute_text(value)
-    if found is None:
-        return None
-    text, type_ = found
+    return None if found is None else overflow_text_entry(key, *found)
+
+
+def overflow_text_entry(key: str, text: str, type_: str) -> str:
+    """`overflow_entry` of an attribute whose value is `text` of type `type_` (`attribute_text`)."""
     head = overflow_fragment(key, text)
     return f'{head},"{type_}"]' if type_ else head + "]"
 
@@ -244,6 +279,11 @@ def _unpercent(text: str) -> str:
 
 def decode_overflow(cell: Any) -> list[tuple[str, common_pb2.AnyValue]]:
     """An overflow cell back to (key, value) pairs in their order; what cannot be read is skipped."""
+    return [(key, any_value(field, value)) for key, field, value in overflow_attributes(cell)]
+
+
+def overflow_attributes(cell: Any) -> list[Attribute]:
+    """`decode_overflow` as attributes (model/span_record.py)."""
     if not isinstance(cell, str):
         return []
     try:
@@ -257,14 +297,8 @@ def decode_overflow(cell: Any) -> list[tuple[str, common_pb2.AnyValue]]:
             continue
         key, (text, *type_) = pair
         text = _unpercent(text)
-        value = attribute_value(text, type_[0]) if type_ else common_pb2.AnyValue(string_value=text)
-        out.append((_unpercent(key), value))
+        out.append((_unpercent(key), *(typed_value(text, type_[0]) if type_ else ("string_value", text))))
     return out
-
-
-def _fill_overflow(target: Any, cell: Any) -> None:
-    for key, value in decode_overflow(cell):
-        target.add(key=key, value=value)
 
 
 # --- rows back to OTLP -----------------------------------------------------------------------------
@@ -272,6 +306,7 @@ def _fill_overflow(target: Any, cell: Any) -> None:
 _KIND_BY_NAME = dict(trace_pb2.Span.SpanKind.items())
 _STATUS_BY_NAME = dict(trace_pb2.Status.StatusCode.items())
 _U64 = 2**64
+_I64 = 2**63
 
 # What a column holds, by its name: (code, event/link index, decoded attribute key or sub-name).
 (_IGNORE, _TIME, _SERVICE, _RES_ATTR, _RES_TYPES, _RES_OTHER, _SCOPE_NAME, _SCOPE_VERSION, _SCOPE_ATTR,
@@ -393,15 +428,21 @@ def _hex(value: Any) -> bytes:
         return b""
 
 
-def _fill_attributes(target: Any, items: list[tuple[str, Any]], types_cell: Any) -> None:
+def _attributes(items: list[tuple[str, Any]], types_cell: Any, overflow_cell: Any = None) -> list[Attribute]:
+    """The attributes of a level: its attribute columns (typed by its types cell), then its overflow cell."""
     types = _types(types_cell) if types_cell is not None else None
+    out: list[Attribute] = []
+    append = out.append
     for key, value in items:
         text = _text(value)
         type_ = types.get(key) if types else None
         if type_:
-            target.add(key=key, value=attribute_value(text, type_))
+            append((key, *typed_value(text, type_)))
         else:
-            target.add(key=key).value.string_value = text
+            append((key, "string_value", text))
+    if overflow_cell is not None:
+        out.extend(overflow_attributes(overflow_cell))
+    return out
 
 
 _Enum = TypeVar("_Enum", bound=int)  # a protobuf enum's ValueType
@@ -419,19 +460,25 @@ def _enum(text: Any, by_name: dict[str, _Enum]) -> _Enum:
 
 
 def rows_to_resource_spans(rows: Iterable[dict[str, Any]]) -> list[trace_pb2.ResourceSpans]:
-    """Rows of the span table back to OTLP, one span per row.
+    """Rows of the span table back to OTLP, one span per row (`rows_to_records`, as messages)."""
+    return fill_resource_spans(rows_to_records(rows))
+
+
+def rows_to_records(rows: Iterable[dict[str, Any]]) -> TraceRecords:
+    """Rows of the span table back to OTLP spans as records (model/span_record.py), one span per row.
 
     Spans are grouped by identical resource (service, resource attributes, schema URL, dropped count),
     then by identical scope, in the order groups first appear; within a group rows keep their order.
     Rows written by CnosDB itself (no `attribute_types`, `parent_span_id` "", kind and status as enum
     names) read the same way, every attribute as a string.
     """
-    out: list[trace_pb2.ResourceSpans] = []
-    resources: dict[tuple[Any, ...], tuple[trace_pb2.ResourceSpans, dict[tuple[Any, ...], trace_pb2.ScopeSpans]]] = {}
+    out: TraceRecords = []
+    resources: dict[tuple[Any, ...], tuple[list[tuple[ScopeRecord, list[SpanRecord]]],
+                                           dict[tuple[Any, ...], list[SpanRecord]]]] = {}
     for row in rows:
         res_key: list[tuple[str, Any]] = []
         scope_key: list[tuple[str, Any]] = []
-        span = trace_pb2.Span()
+        span = SpanRecord()
         attrs: list[tuple[str, Any]] = []
         span_types = span_overflow = None
         start = 0
@@ -460,12 +507,10 @@ def rows_to_resource_spans(rows: Iterable[dict[str, Any]]) -> list[trace_pb2.Res
                 elif name == END_TIME:
                     end_field = value
                 elif name == STATUS_CODE:
-                    status_code = _enum(decode_stored_name(_text(value)), _STATUS_BY_NAME)
-                    if status_code:
-                        span.status.code = status_code
+                    span.status_code = _enum(decode_stored_name(_text(value)), _STATUS_BY_NAME)
                 elif name == STATUS_MESSAGE:
                     if value:
-                        span.status.message = _text(value)
+                        span.status_message = _text(value)
                 elif name == TRACE_STATE:
                     span.trace_state = decode_stored_name(_text(value))
                 elif name == FLAGS:
@@ -493,33 +538,27 @@ def rows_to_resource_spans(rows: Iterable[dict[str, Any]]) -> list[trace_pb2.Res
 
         span.start_time_unix_nano = start
         span.end_time_unix_nano = _end_time(start, duration, end_field)
-        _fill_attributes(span.attributes, attrs, span_types)
-        if span_overflow is not None:
-            _fill_overflow(span.attributes, span_overflow)
-        for index in sorted(events):
-            _add_event(span.events.add(), events[index])
+        span.attributes = _attributes(attrs, span_types, span_overflow)
+        span.events = [_event(events[index]) for index in sorted(events)]
         for index in sorted(links):
             link = links[index]
             # CnosDB's own /api/v1/traces writer leaks a span's links onto the later spans of its export, so
             # a span there can link to itself: a link no tracer writes, and the one leak that is decidable.
             if _hex(link.get(LINK_SPAN_ID, "")) == span.span_id and _hex(link.get(LINK_TRACE_ID, "")) == span.trace_id:
                 continue
-            _add_link(span.links.add(), link)
+            span.links.append(_link(link))
 
         group_key = tuple(sorted(res_key))
         group = resources.get(group_key)
         if group is None:
-            resource_spans = trace_pb2.ResourceSpans()
-            _build_resource(resource_spans, res_key)
-            out.append(resource_spans)
-            group = resources[group_key] = (resource_spans, {})
+            group = resources[group_key] = ([], {})
+            out.append((_resource(res_key), group[0]))
         scope_group_key = tuple(sorted(scope_key))
         scope_spans = group[1].get(scope_group_key)
         if scope_spans is None:
-            scope_spans = group[0].scope_spans.add()
-            _build_scope(scope_spans, scope_key)
-            group[1][scope_group_key] = scope_spans
-        scope_spans.spans.append(span)
+            scope_spans = group[1][scope_group_key] = []
+            group[0].append((_scope(scope_key), scope_spans))
+        scope_spans.append(span)
     return out
 
 
@@ -547,29 +586,26 @@ def _part(parts: dict[int, dict[Any, Any]], is_attribute: bool, index: int, name
         entry[name] = value
 
 
-def _add_event(event: trace_pb2.Span.Event, parts: dict[Any, Any]) -> None:
-    event.time_unix_nano = max(_int(parts.get(EVENT_TIME_EXACT, parts.get(EVENT_TIME, 0))), 0)
-    if EVENT_NAME in parts:
-        event.name = _text(parts[EVENT_NAME])
-    event.dropped_attributes_count = _int(parts.get(DROPPED_ATTRIBUTES, 0))
-    _fill_attributes(event.attributes, parts[None], parts.get(ATTRIBUTE_TYPES))
-    _fill_overflow(event.attributes, parts.get(ATTRIBUTES_OVERFLOW))
+def _event(parts: dict[Any, Any]) -> EventRecord:
+    return EventRecord(max(_int(parts.get(EVENT_TIME_EXACT, parts.get(EVENT_TIME, 0))), 0),
+                       _text(parts[EVENT_NAME]) if EVENT_NAME in parts else "",
+                       _attributes(parts[None], parts.get(ATTRIBUTE_TYPES), parts.get(ATTRIBUTES_OVERFLOW)),
+                       _int(parts.get(DROPPED_ATTRIBUTES, 0)))
 
 
-def _add_link(link: trace_pb2.Span.Link, parts: dict[Any, Any]) -> None:
-    link.trace_id = _hex(parts.get(LINK_TRACE_ID, ""))
-    link.span_id = _hex(parts.get(LINK_SPAN_ID, ""))
-    if LINK_TRACE_STATE in parts:
-        link.trace_state = _text(parts[LINK_TRACE_STATE])
-    link.flags = _int(parts.get(LINK_FLAGS, 0))
-    link.dropped_attributes_count = _int(parts.get(DROPPED_ATTRIBUTES, 0))
-    _fill_attributes(link.attributes, parts[None], parts.get(ATTRIBUTE_TYPES))
-    _fill_overflow(link.attributes, parts.get(ATTRIBUTES_OVERFLOW))
+def _link(parts: dict[Any, Any]) -> LinkRecord:
+    return LinkRecord(_hex(parts.get(LINK_TRACE_ID, "")), _hex(parts.get(LINK_SPAN_ID, "")),
+                      _text(parts[LINK_TRACE_STATE]) if LINK_TRACE_STATE in parts else "",
+                      _int(parts.get(LINK_FLAGS, 0)),
+                      _attributes(parts[None], parts.get(ATTRIBUTE_TYPES), parts.get(ATTRIBUTES_OVERFLOW)),
+                      _int(parts.get(DROPPED_ATTRIBUTES, 0)))
 
 
-def _build_resource(resource_spans: trace_pb2.ResourceSpans, cells: list[tuple[str, Any]]) -> None:
+def _resource(cells: list[tuple[str, Any]]) -> ResourceRecord:
     attrs: list[tuple[str, Any]] = []
     types = overflow = None
+    schema_url = ""
+    dropped = 0
     for column, value in cells:
         code, _, name = _classify(column)
         if code == _SERVICE:
@@ -579,36 +615,35 @@ def _build_resource(resource_spans: trace_pb2.ResourceSpans, cells: list[tuple[s
         elif code == _RES_TYPES:
             types = value
         elif column == RESOURCE_SCHEMA_URL:
-            resource_spans.schema_url = _text(value)
-        elif column == RESOURCE_DROPPED_ATTRIBUTES and _int(value):
-            resource_spans.resource.dropped_attributes_count = _int(value)
+            schema_url = _text(value)
+        elif column == RESOURCE_DROPPED_ATTRIBUTES:
+            dropped = _int(value)
         elif column == RESOURCE_ATTRIBUTES_OVERFLOW:
             overflow = value
-    _fill_attributes(resource_spans.resource.attributes, attrs, types)
-    _fill_overflow(resource_spans.resource.attributes, overflow)
+    return ResourceRecord(_attributes(attrs, types, overflow), dropped, schema_url)
 
 
-def _build_scope(scope_spans: trace_pb2.ScopeSpans, cells: list[tuple[str, Any]]) -> None:
+def _scope(cells: list[tuple[str, Any]]) -> ScopeRecord:
     attrs: list[tuple[str, Any]] = []
     types = overflow = None
-    scope = scope_spans.scope
+    name_ = version = schema_url = ""
+    dropped = 0
     for column, value in cells:
         code, _, name = _classify(column)
         if code == _SCOPE_NAME:
             if value:
-                scope.name = decode_stored_name(_text(value))
+                name_ = decode_stored_name(_text(value))
         elif code == _SCOPE_VERSION:
             if value:
-                scope.version = decode_stored_name(_text(value))
+                version = decode_stored_name(_text(value))
         elif code == _SCOPE_ATTR:
             attrs.append((name, value))
         elif code == _SCOPE_TYPES:
             types = value
         elif column == SCOPE_SCHEMA_URL:
-            scope_spans.schema_url = _text(value)
-        elif column == SCOPE_DROPPED_ATTRIBUTES and _int(value):
-            scope.dropped_attributes_count = _int(value)
+            schema_url = _text(value)
+        elif column == SCOPE_DROPPED_ATTRIBUTES:
+            dropped = _int(value)
         elif column == SCOPE_ATTRIBUTES_OVERFLOW:
             overflow = value
-    _fill_attributes(scope.attributes, attrs, types)
-    _fill_overflow(scope.attributes, overflow)
+    return ScopeRecord(name_, version, _attributes(attrs, types, overflow), dropped, schema_url)

@@ -1,12 +1,18 @@
-"""Jaeger's words for what OTLP keeps in span fields: the tag keys Jaeger shows, and the values they take.
+"""Jaeger's words for what OTLP keeps in span fields: the tag keys Jaeger shows, the values they take, which
+OTLP value field each Jaeger value type is, and how a span's tags give its kind, status and trace state.
 
-One table for every direction: Jaeger → OTLP and back (model/jaeger_otlp.py), a Jaeger tag search → the
-span-table column it must also look in (cnosdb/sql.py), and the span kinds of GetOperations (storage/store.py).
+One table for every direction and model: Jaeger → OTLP and back (model/jaeger_otlp.py), Jaeger straight to
+the span table's line protocol (cnosdb/line_protocol.py `Encoder.encode_jaeger`, which reads the same
+`JaegerSpanView`), a Jaeger tag search → the span-table column it must also look in (cnosdb/sql.py), and the
+span kinds of GetOperations (storage/store.py).
 """
 
 from __future__ import annotations
 
-from ..proto import trace_pb2
+from collections.abc import Iterable
+from typing import Any
+
+from ..proto import model_pb2, trace_pb2
 
 SERVICE_NAME = "service.name"
 SPAN_KIND = "span.kind"
@@ -59,3 +65,87 @@ def status_name(tag: str) -> str | None:
     """'ERROR' → 'STATUS_CODE_ERROR', as the span table spells a status; None for a tag that is no status."""
     code = STATUS_BY_TAG.get(tag)
     return None if code is None else trace_pb2.Status.StatusCode.Name(code)
+
+
+# Jaeger value type → (its field in a Jaeger KeyValue, the OTLP AnyValue field it becomes). A value type this
+# model does not know is carried as its text (`UNKNOWN_VALUE_FIELDS`), as OpenTelemetry does.
+VALUE_FIELDS: dict[int, tuple[str, str]] = {
+    model_pb2.STRING: ("v_str", "string_value"),
+    model_pb2.BOOL: ("v_bool", "bool_value"),
+    model_pb2.INT64: ("v_int64", "int_value"),
+    model_pb2.FLOAT64: ("v_float64", "double_value"),
+    model_pb2.BINARY: ("v_binary", "bytes_value"),
+}
+UNKNOWN_VALUE_FIELDS = VALUE_FIELDS[model_pb2.STRING]
+# Jaeger value type → the OTLP AnyValue field it becomes; and back, with the Jaeger KeyValue field.
+OTLP_FIELD = {vt: otlp_field for vt, (_, otlp_field) in VALUE_FIELDS.items()}
+JAEGER_VALUE_OF = {otlp_field: (vt, jaeger_field) for vt, (jaeger_field, otlp_field) in VALUE_FIELDS.items()}
+
+# A Jaeger reference that is not the parent → the `opentracing.ref_type` attribute of its OTLP link, and back.
+REF_TYPE_CHILD_OF = "child_of"
+REF_TYPE_FOLLOWS_FROM = "follows_from"
+REF_TAG_BY_TYPE = {model_pb2.CHILD_OF: REF_TYPE_CHILD_OF, model_pb2.FOLLOWS_FROM: REF_TYPE_FOLLOWS_FROM}
+
+# Span tags that say something an OTLP span keeps in a field of its own (kind, status, trace state).
+SPECIAL_TAGS = frozenset({SPAN_KIND, ERROR, STATUS_CODE, STATUS_DESCRIPTION, TRACE_STATE})
+
+
+def status_from_tags(error: bool, code_tag: str | None) -> trace_pb2.Status.StatusCode.ValueType:
+    """The status code OpenTelemetry reads from a Jaeger span's tags; `otel.status_code` wins."""
+    if code_tag is not None:
+        code = STATUS_BY_TAG.get(code_tag)
+        if code is not None:
+            return code
+    return trace_pb2.Status.STATUS_CODE_ERROR if error else trace_pb2.Status.STATUS_CODE_UNSET
+
+
+# A Jaeger tag or log field as Python values: (key, value type, the value of the field that type names).
+JaegerValue = tuple[str, int, Any]
+
+
+def jaeger_values(kvs: Iterable[model_pb2.KeyValue]) -> list[JaegerValue]:
+    """Jaeger tags or log fields as `JaegerValue`s, each field read from its message once."""
+    out: list[JaegerValue] = []
+    append = out.append
+    string = model_pb2.STRING
+    for kv in kvs:
+        vt = kv.v_type
+        if vt == string:
+            append((kv.key, vt, kv.v_str))
+        else:
+            append((kv.key, vt, getattr(kv, VALUE_FIELDS.get(vt, UNKNOWN_VALUE_FIELDS)[0])))
+    return out
+
+
+def span_tag_fields(tags: Iterable[JaegerValue]
+                    ) -> tuple[trace_pb2.Span.SpanKind.ValueType, int, trace_pb2.Status.StatusCode.ValueType, str,
+                               str]:
+    """What a Jaeger span's tags say of its OTLP fields: (kind, index of the `span.kind` tag that `kind`
+    carries, which is then no attribute (-1 for none), status code, status message, trace state).
+
+    The first `span.kind` tag naming a kind gives the kind; `otel.status_code` (first), else `error=true`, the
+    status; the first `otel.status_description` its message; the first `w3c.tracestate` that is not empty the
+    trace state. Every tag but the kind's stays an attribute."""
+    kind = trace_pb2.Span.SPAN_KIND_UNSPECIFIED
+    kind_index = -1
+    error = False
+    code_tag = description = None
+    trace_state = ""
+    string = model_pb2.STRING
+    for index, (key, vt, value) in enumerate(tags):
+        if key not in SPECIAL_TAGS:
+            continue
+        if key == SPAN_KIND:
+            if kind_index < 0 and vt == string and value in KIND_BY_TAG:
+                kind = KIND_BY_TAG[value]
+                kind_index = index
+        elif key == ERROR:
+            error = error or (vt == model_pb2.BOOL and value) or (vt == string and value == "true")
+        elif vt == string:
+            if key == STATUS_CODE:
+                code_tag = code_tag if code_tag is not None else value
+            elif key == STATUS_DESCRIPTION:
+                description = description if description is not None else value
+            elif not trace_state:
+                trace_state = value
+    return kind, kind_index, status_from_tags(error, code_tag), description or "", trace_state

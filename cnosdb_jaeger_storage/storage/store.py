@@ -23,14 +23,16 @@ from typing import Any
 from ..cnosdb import sql
 from ..cnosdb.client import CnosDB
 from ..cnosdb.line_protocol import AttributeBudget, Encoder
-from ..cnosdb.operations_table import OperationsIndex
-from ..cnosdb.quoting import check_spans
-from ..errors import CnosDBError
+from ..cnosdb.operations_table import OperationsIndex, Point, service_of
+from ..cnosdb.quoting import check_span_list, check_spans
+from ..errors import CnosDBError, InvalidRequest
 from ..metrics import METRICS
 from ..model import span_rows, vocabulary
+from ..model.jaeger_otlp import group_by_process
+from ..model.span_record import TraceRecords, fill_resource_spans
 from ..model.stored_names import decode_stored_name
 from ..model.trace_query import TraceQuery
-from ..proto import trace_pb2
+from ..proto import model_pb2, trace_pb2
 from .writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -121,10 +123,39 @@ class TraceStore:
         kept, expired = self._drop_expired(resource_spans)
         await self._known_columns()
         lines = self._encoder.encode(self.target.table, kept)
+        return await self._submit(lines, self._operations.lines(kept), expired, transport)
+
+    async def write_jaeger(self, spans: Iterable[model_pb2.Span], transport: str) -> WriteResult:
+        """`write` of Jaeger spans, straight to line protocol: the same lines, checks, metrics and answer as
+        `write` of `jaeger_otlp.jaeger_spans_to_resource_spans(spans)`, without building the OTLP messages.
+        InvalidRequest for IDs of the wrong length."""
+        try:
+            groups = group_by_process(spans)
+        except ValueError as exc:  # IDs of the wrong length
+            raise InvalidRequest(str(exc)) from exc
+        for group in groups:
+            check_span_list(group.spans)
+        expired = 0
+        if self._min_start_ns is not None:
+            oldest = self._min_start_ns()
+            for group in groups:
+                views = group.spans
+                before = len(views)
+                views[:] = [view for view in views if view.start_time_unix_nano >= oldest]
+                expired += before - len(views)
+            _count_expired(expired)
+        await self._known_columns()
+        lines = self._encoder.encode_jaeger(self.target.table, groups)
+        index = self._operations.lines_of((service_of(group.resource), group.spans) for group in groups)
+        return await self._submit(lines, index, expired, transport)
+
+    async def _submit(self, lines: list[str], index: tuple[list[str], list[Point]], expired: int,
+                      transport: str) -> WriteResult:
+        """Write the span lines of a write and its operations-table lines (`index`); its answer."""
         for level, count in self._encoder.take_overflowed().items():
             METRICS.attributes_overflowed.inc(count, level=level)
         METRICS.spans_received.inc(len(lines) + expired, transport=transport)
-        index_lines, points = self._operations.lines(kept)
+        index_lines, points = index
         await self._writer.submit(lines + index_lines, spans=len(lines))
         self._operations.remember(points)
         if expired:
@@ -147,9 +178,7 @@ class TraceStore:
                 for i in reversed(old):
                     del ss.spans[i]
                 expired += len(old)
-        if expired:
-            METRICS.spans_rejected.inc(expired, reason="older_than_ttl")
-            log.warning("spans rejected reason=older_than_ttl count=%d", expired)
+        _count_expired(expired)
         return resource_spans, expired
 
     async def purge(self) -> None:
@@ -244,21 +273,37 @@ class TraceStore:
                 yield summaries
 
     async def find_traces(self, query: TraceQuery) -> AsyncIterator[Trace]:
-        async for trace in self.get_traces(await self.find_trace_ids(query)):
-            yield trace
+        async for records in self.find_traces_records(query):
+            yield fill_resource_spans(records)
+
+    async def find_traces_records(self, query: TraceQuery) -> AsyncIterator[TraceRecords]:
+        """`find_traces`, each trace as records (model/span_record.py), without OTLP messages."""
+        async for records in self.get_traces_records(await self.find_trace_ids(query)):
+            yield records
 
     async def get_traces(self, trace_ids: Sequence[str], start: int | None = None, end: int | None = None
                          ) -> AsyncIterator[Trace]:
         """The traces that have spans (that started in the window, if given), in the order asked."""
+        async for records in self.get_traces_records(trace_ids, start, end):
+            yield fill_resource_spans(records)
+
+    async def get_traces_records(self, trace_ids: Sequence[str], start: int | None = None, end: int | None = None
+                                 ) -> AsyncIterator[TraceRecords]:
+        """`get_traces`, each trace as records."""
         for group in _groups(trace_ids, _FETCH_TRACES_PER_QUERY):
             by_trace = _group_rows(await self._sql(sql.spans_of_traces(self.target.table, group, start, end)))
             for trace_id in group:
                 if trace_id in by_trace:
-                    yield span_rows.rows_to_resource_spans(by_trace[trace_id])
+                    yield span_rows.rows_to_records(by_trace[trace_id])
 
     async def get_trace(self, trace_id: str, start: int | None = None, end: int | None = None) -> Trace:
+        return fill_resource_spans(await self.get_trace_records(trace_id, start, end))
+
+    async def get_trace_records(self, trace_id: str, start: int | None = None, end: int | None = None
+                                ) -> TraceRecords:
+        """`get_trace` as records."""
         rows = await self._sql(sql.spans_of_traces(self.target.table, [trace_id], start, end))
-        return span_rows.rows_to_resource_spans(rows) if rows else []
+        return span_rows.rows_to_records(rows) if rows else []
 
     async def dependencies(self, start: int | None, end: int | None) -> list[tuple[str, str, int]]:
         # Until a span with a parent is written the table has no parent column, and naming it is an error.
@@ -304,6 +349,12 @@ class TraceStore:
             if exc.status == 422 and _TABLE_MISSING.search(exc.message):
                 return []  # nothing written yet
             raise
+
+
+def _count_expired(expired: int) -> None:
+    if expired:
+        METRICS.spans_rejected.inc(expired, reason="older_than_ttl")
+        log.warning("spans rejected reason=older_than_ttl count=%d", expired)
 
 
 async def _no_rows() -> list[dict[str, Any]]:

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator, Iterable
 
 import grpc
 
-from ..errors import InvalidRequest, TraceNotFound
+from ..errors import TraceNotFound
 from ..model.ids import trace_id_hex
-from ..model.jaeger_otlp import jaeger_spans_to_resource_spans, resource_spans_to_jaeger
+from ..model.jaeger_otlp import records_to_jaeger
 from ..model.trace_query import TraceQuery
-from ..proto import model_pb2, storage_v1_grpc, trace_pb2
+from ..proto import model_pb2, storage_v1_grpc
 from ..proto import storage_v1_pb2 as pb
 from ..storage.store import TraceStore
 from ..storage.tenancy import Tenancy
@@ -53,14 +53,6 @@ def chunks(spans: Iterable[model_pb2.Span]) -> Iterable[pb.SpansResponseChunk]:
         yield pb.SpansResponseChunk(spans=batch)
 
 
-def to_otlp(spans: Iterable[model_pb2.Span]) -> list[trace_pb2.ResourceSpans]:
-    """Jaeger spans as OTLP; InvalidRequest for IDs of the wrong length (times are checked by the store)."""
-    try:
-        return jaeger_spans_to_resource_spans(spans)
-    except ValueError as exc:  # IDs of the wrong length
-        raise InvalidRequest(str(exc)) from exc
-
-
 def trace_query(q: pb.TraceQueryParameters) -> TraceQuery:
     return TraceQuery(
         service=q.service_name, operation=q.operation_name, attributes=dict(q.tags),
@@ -76,7 +68,7 @@ class SpanWriter(storage_v1_grpc.SpanWriterPluginServicer):
     @unary("v1")
     async def WriteSpan(self, request: pb.WriteSpanRequest, context: grpc.aio.ServicerContext
                         ) -> pb.WriteSpanResponse:
-        await store_of(self._tenancy, context).write(to_otlp([request.span]), "jaeger_v1")
+        await store_of(self._tenancy, context).write_jaeger([request.span], "jaeger_v1")
         return pb.WriteSpanResponse()
 
     @unary("v1")
@@ -142,7 +134,7 @@ class _StreamWrites:
                             task.result()  # a failed write fails the stream
                     chunk = self._spans[:STREAM_WRITE_CHUNK]
                     del self._spans[:STREAM_WRITE_CHUNK]
-                    in_flight.add(asyncio.create_task(self._store.write(to_otlp(chunk), "jaeger_v1_stream")))
+                    in_flight.add(asyncio.create_task(self._store.write_jaeger(chunk, "jaeger_v1_stream")))
                 if self._closed:
                     break
         finally:
@@ -158,11 +150,11 @@ class SpanReader(storage_v1_grpc.SpanReaderPluginServicer):
     @streaming("v1")
     async def GetTrace(self, request: pb.GetTraceRequest, context: grpc.aio.ServicerContext
                        ) -> AsyncIterator[pb.SpansResponseChunk]:
-        trace = await store_of(self._tenancy, context).get_trace(
+        trace = await store_of(self._tenancy, context).get_trace_records(
             trace_id_hex(request.trace_id), timestamp_ns(request.start_time), timestamp_ns(request.end_time))
         if not trace:
             raise TraceNotFound()
-        for chunk in chunks(resource_spans_to_jaeger(trace)):
+        for chunk in chunks(records_to_jaeger(trace)):
             yield chunk
 
     @unary("v1")
@@ -183,8 +175,8 @@ class SpanReader(storage_v1_grpc.SpanReaderPluginServicer):
                          ) -> AsyncIterator[pb.SpansResponseChunk]:
         # Chunks may hold several traces; a trace's spans stay contiguous because traces come whole.
         pending: list[model_pb2.Span] = []
-        async for trace in store_of(self._tenancy, context).find_traces(trace_query(request.query)):
-            pending.extend(resource_spans_to_jaeger(trace))
+        async for trace in store_of(self._tenancy, context).find_traces_records(trace_query(request.query)):
+            pending.extend(records_to_jaeger(trace))
             if len(pending) >= MAX_CHUNK_SPANS:
                 for chunk in chunks(pending):
                     yield chunk

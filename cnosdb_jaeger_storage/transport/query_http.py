@@ -21,7 +21,7 @@ from aiohttp import web
 from ..errors import InvalidRequest
 from ..metrics import METRICS
 from ..model.ids import trace_id_from_text
-from ..model.jaeger_otlp import resource_spans_to_jaeger
+from ..model.jaeger_otlp import records_to_jaeger
 from ..model.trace_query import TraceQuery
 from ..proto import model_pb2
 from ..storage.store import TraceStore
@@ -237,24 +237,24 @@ class QueryHttpApi:
         if trace_ids:
             data, errors = [], []
             for text in trace_ids:
-                trace = await store.get_trace(trace_id_from_text(text))
+                trace = await store.get_trace_records(trace_id_from_text(text))
                 if trace:
-                    data.append(trace_json(resource_spans_to_jaeger(trace)))
+                    data.append(trace_json(records_to_jaeger(trace)))
                 else:  # as Jaeger: no code, the ID in its own form
                     trace_id = _id_hex(bytes.fromhex(trace_id_from_text(text)))
                     errors.append({"msg": "trace not found", "traceID": trace_id})
             return _json_response(envelope(data, errors=errors or None))
-        data = [trace_json(resource_spans_to_jaeger(t)) async for t in store.find_traces(search_query(request))]
+        data = [trace_json(records_to_jaeger(t)) async for t in store.find_traces_records(search_query(request))]
         return _json_response(envelope(data))  # Jaeger leaves `total` 0 for traces
 
     async def _trace(self, request: web.Request, store: TraceStore) -> web.Response:
         start, end = _int_param(request, "start"), _int_param(request, "end")
-        trace = await store.get_trace(trace_id_from_text(request.match_info["trace_id"]),
-                                      start * 1000 if start is not None else None,
-                                      end * 1000 if end is not None else None)
+        trace = await store.get_trace_records(trace_id_from_text(request.match_info["trace_id"]),
+                                              start * 1000 if start is not None else None,
+                                              end * 1000 if end is not None else None)
         if not trace:
             return _error_response(404, "trace not found")
-        return _json_response(envelope([trace_json(resource_spans_to_jaeger(trace))]))
+        return _json_response(envelope([trace_json(records_to_jaeger(trace))]))
 
     async def _dependencies(self, request: web.Request, store: TraceStore) -> web.Response:
         end_ms = _int_param(request, "endTs") or time.time_ns() // 10**6
