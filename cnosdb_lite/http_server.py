@@ -24,7 +24,6 @@ from .engine import Engine
 from .errors import CnosDBError
 from .otlp_traces import flatten_request, parse_log_error, rows_to_line_protocol
 from .result_format import (
-    HttpError,
     choose_accept_encoding,
     decode_body,
     encode_body,
@@ -65,7 +64,7 @@ class _TooLarge(Exception):
     pass
 
 
-def error_response(error: HttpError | CnosDBError) -> web.Response:
+def error_response(error: CnosDBError) -> web.Response:
     body = json.dumps(
         {"error_code": error.code, "error_message": error.message}, ensure_ascii=False, separators=(",", ":")
     )
@@ -90,12 +89,12 @@ def _require_authorization(request: web.Request) -> str:
     value = request.headers.get("Authorization")
     if value is None:
         # warp's MissingHeader rejection, answered with the "unknown" code 000000.
-        raise HttpError(400, "000000", 'Missing request header "authorization"')
+        raise CnosDBError(400, "000000", 'Missing request header "authorization"')
     return value
 
 
 def _parse_basic(authorization: str) -> tuple[str, str]:
-    malformed = HttpError(400, "040006", f"Parse auth, malformed basic auth encoding: {authorization}")
+    malformed = CnosDBError(400, "040006", f"Parse auth, malformed basic auth encoding: {authorization}")
     if not authorization.startswith("Basic "):
         raise malformed
     try:
@@ -112,14 +111,14 @@ def _authenticate(settings: Settings, authorization: str) -> str:
     user, password = _parse_basic(authorization)
     if settings.auth_enabled:
         if user != settings.user or password != settings.password:
-            raise HttpError(
+            raise CnosDBError(
                 422,
                 "010016",
                 f"Auth error: Access denied for user '{user}' (using xxx) username or password invalid",
             )
     elif user != settings.user:
         # Without auth the password is not checked, but the user must exist.
-        raise HttpError(422, "010016", f"Auth error: The user {user} not found")
+        raise CnosDBError(422, "010016", f"Auth error: The user {user} not found")
     return user
 
 
@@ -173,7 +172,7 @@ async def handle_write(request: web.Request) -> web.Response:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise HttpError(422, "040015", "Invalid utf-8 sequence: invalid utf-8 sequence") from exc
+        raise CnosDBError(422, "040015", "Invalid utf-8 sequence: invalid utf-8 sequence") from exc
     tenant = request.query.get("tenant", DEFAULT_TENANT)
     database = request.query.get("db", DEFAULT_DATABASE)
     await asyncio.to_thread(engine.write_lines, tenant, database, text, precision)
@@ -216,7 +215,7 @@ async def _errors_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = web.Response(status=405)
     except _TooLarge:
         response = web.Response(status=413)
-    except (HttpError, CnosDBError) as exc:
+    except CnosDBError as exc:
         response = error_response(exc)
     except web.HTTPException:
         raise

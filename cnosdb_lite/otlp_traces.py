@@ -25,7 +25,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from .result_format import HttpError, rust_f64_debug, rust_f64_display
+from .errors import CnosDBError
+from .result_format import rust_f64_debug, rust_f64_display
 
 __all__ = ["TAG_COLUMNS", "TIME_COLUMN", "SpanRow", "flatten_request", "rows_to_line_protocol"]
 
@@ -63,9 +64,9 @@ class SpanRow:
     fields: dict[str, str | int] = field(default_factory=dict)
 
 
-def parse_log_error(message: str) -> HttpError:
+def parse_log_error(message: str) -> CnosDBError:
     # ParseLog (040016) is a 422 (main/src/http/mod.rs).
-    return HttpError(422, "040016", f"Error parsing log message: {message}")
+    return CnosDBError(422, "040016", f"Error parsing log message: {message}")
 
 
 # ---------------------------------------------------------------------------------------------------

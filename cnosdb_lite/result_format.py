@@ -10,7 +10,7 @@ this module reproduces their text byte for byte where it matters to clients:
   Debug form (fraction of 0, 3, 6 or 9 digits); floats as serde_json (ryu) writes them.
 * table: arrow's pretty printer (`+---+` borders).
 
-Raises `FormatError` (an `HttpError` with CnosDB's code) for unsupported `Accept` / `Accept-Encoding` /
+Raises `CnosDBError` (with CnosDB's code) for unsupported `Accept` / `Accept-Encoding` /
 `Content-Encoding` values.
 """
 
@@ -30,8 +30,9 @@ from typing import Any
 import pyarrow as pa
 import zstandard
 
+from .errors import CnosDBError
+
 __all__ = [
-    "HttpError",
     "ResultFormat",
     "choose_accept_encoding",
     "decode_body",
@@ -44,19 +45,9 @@ __all__ = [
 ]
 
 
-class HttpError(Exception):
-    """An error answered as CnosDB answers it: `{"error_code","error_message"}` with an HTTP status."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def invalid_header(reason: str) -> HttpError:
+def invalid_header(reason: str) -> CnosDBError:
     # InvalidHeader, code 040005, mapped to 400 (main/src/http/mod.rs).
-    return HttpError(400, "040005", f"Invalid header: {reason}")
+    return CnosDBError(400, "040005", f"Invalid header: {reason}")
 
 
 class ResultFormat(enum.Enum):
@@ -158,7 +149,7 @@ def decode_body(encoding: str | None, data: bytes) -> bytes:
             with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
                 return reader.read()
     except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
-        raise HttpError(400, "040013", f"Error decode request: {exc}") from exc
+        raise CnosDBError(400, "040013", f"Error decode request: {exc}") from exc
     raise invalid_header(f"content encoding not supported by cnosdb-lite: {encoding}")
 
 
