@@ -151,3 +151,11 @@ def test_bool_column_needs_the_equals_sign() -> None:
     with pytest.raises(CnosDBError) as info:
         lp.parse("m a=t 1\nm a_t 2", NOW)
     assert info.value.code == "040004"
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_single_lines_match_exact(seed: int) -> None:
+    """A one-line request takes the line-by-line path (cheaper than `_mixed` for one line): the same rows."""
+    rnd = random.Random(4000 + seed)
+    text = request(rnd, 1, FIELD_KINDS)
+    assert outcome(lambda t: lp.parse(t, NOW), text) == outcome(exact, text)
