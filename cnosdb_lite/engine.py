@@ -30,12 +30,17 @@ from .lock import DataDirLock
 from .quirks import from_env as quirks_from_env
 from .quirks import rewrite as quirks_rewrite
 from .scan import Accountant, ScanReport
-from .sql_text import Token, single_statement
+from .sql_text import Token, quote_ident, single_statement
 from .statements import run_command
-from .table import TAG, WRITE_COL, Table, conform, query_view
+from .table import TAG, WRITE_COL, Table, conform
 
 CHECKPOINT_WAL_BYTES = 64 << 20
+MEMTABLE_BYTES = 64 << 20      # all memtables together are flushed to segments beyond this many bytes
 EXPIRE_EVERY_NS = 10 * 10**9
+_PARQUET_OPTIONS = {"datafusion.execution.parquet.pushdown_filters": "true",
+                    "datafusion.execution.parquet.reorder_filters": "true",
+                    "datafusion.execution.parquet.enable_page_index": "true",
+                    "datafusion.execution.parquet.bloom_filter_on_read": "true"}
 _QUERY_OPTIONS = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
 _TABLE_NOT_FOUND = re.compile(r"^Error during planning: table '([^']*)' not found$")
 _PARSER_ERROR = re.compile(r'^SQL error: ParserError\("(.*)"\)$', re.DOTALL)
@@ -51,8 +56,45 @@ class _Context:
 
     def __init__(self) -> None:
         config = SessionConfig().with_target_partitions(min(4, os.cpu_count() or 1))
+        for key, value in _PARQUET_OPTIONS.items():
+            config = config.set(key, value)
         self.ctx = SessionContext(config)
         self.versions: dict[str, tuple[int, int]] = {}
+        self._parts: dict[str, set[str]] = {}                    # table -> registered segment tables
+        self._schemas: dict[str, pa.Schema] = {}
+
+    def register(self, name: str, table: Table, hidden: bool) -> None:
+        schema = table.schema
+        parts = self._parts.setdefault(name, set())
+        known = self._schemas.get(name)
+        if known is None or not schema.equals(known):
+            for part in parts:
+                self.ctx.deregister_table(part)
+            parts.clear()
+            self._schemas[name] = schema
+        wanted = {f"__seg_{s.id}": s for s in table.segments}
+        for part in parts - set(wanted):
+            self.ctx.deregister_table(part)
+        for part in set(wanted) - parts:
+            self.ctx.register_parquet(part, str(wanted[part].path), schema=schema, skip_metadata=False)
+        self._parts[name] = set(wanted)
+        mem = f"__mem_{id(table)}"
+        if self.ctx.table_exist(mem):
+            self.ctx.deregister_table(mem)
+        batches = table.memtable_batches() or [pa.RecordBatch.from_pylist([], schema=schema)]
+        self.ctx.register_record_batches(mem, [batches])
+        columns = ", ".join(quote_ident(c) for c in schema.names if hidden or c != WRITE_COL)
+        branches = [f"SELECT {columns} FROM {quote_ident(p)}" for p in [*wanted, mem]]
+        if self.ctx.table_exist(name):
+            self.ctx.deregister_table(name)
+        self.ctx.register_view(name, self.ctx.sql(" UNION ALL ".join(branches)))
+
+    def drop(self, name: str) -> None:
+        for part in self._parts.pop(name, set()):
+            self.ctx.deregister_table(part)
+        self._schemas.pop(name, None)
+        self.ctx.deregister_table(name)
+        del self.versions[name]
 
 
 class Engine:
@@ -61,7 +103,9 @@ class Engine:
     `scans` (module `scan`; None: on in quirks mode)."""
 
     def __init__(self, data_dir: str | os.PathLike, *, now_ns: Callable[[], int] = time.time_ns,
-                 quirks: bool | None = None, scan_accounting: bool | None = None) -> None:
+                 quirks: bool | None = None, scan_accounting: bool | None = None,
+                 memtable_bytes: int = MEMTABLE_BYTES) -> None:
+        self.memtable_bytes = memtable_bytes
         self.quirks = quirks_from_env() if quirks is None else quirks
         self.scan_accounting = self.quirks if scan_accounting is None else scan_accounting
         self.scans: deque[ScanReport] = deque(maxlen=SCAN_LOG_SIZE)
@@ -95,7 +139,7 @@ class Engine:
             for db in dbs.values():
                 for table in db.tables.values():
                     table.born.clear()
-        self._expire(self.now_ns())
+        self.expire(self.now_ns())
         if loaded.damaged:                     # make the directory consistent again (recovery docstring)
             self.checkpoint()
 
@@ -157,15 +201,19 @@ class Engine:
                 self._closed = True
                 self._dir_lock.release()
 
-    # -- namespaces ---------------------------------------------------------------------------------------
-    def _tenant(self, tenant: str) -> dict[str, Database]:
+    # -- namespaces (the `statements.Namespaces` interface; the caller holds the lock) --------------------
+    def tenant(self, tenant: str) -> dict[str, Database]:
         dbs = self.tenants.get(tenant)
         if dbs is None:
             raise errors.tenant_not_found(tenant)
         return dbs
 
-    def _database(self, tenant: str, database: str) -> Database:
-        db = self._tenant(tenant).get(database)
+    def forget_database(self, tenant: str, database: str) -> None:
+        """A dropped database's query session goes with it."""
+        self._contexts.pop((tenant, database), None)
+
+    def database(self, tenant: str, database: str) -> Database:
+        db = self.tenant(tenant).get(database)
         if db is None:
             raise errors.database_not_found(database)
         return db
@@ -178,7 +226,7 @@ class Engine:
         Except the buckets: like CnosDB's coordinator, lite locates (creates) the points' buckets before
         anything is written, and buckets it created stay even if the write then fails (catalog docstring).
         """
-        db = self._database(tenant, database)
+        db = self.database(tenant, database)
         unit = db.time_unit
         converted = {name: _convert_times(lp.data.column("time"), precision, unit) for name, lp in parsed.items()}
         if converted:
@@ -210,11 +258,13 @@ class Engine:
 
     def _maintain(self, now: int) -> None:
         if now - self._last_expire > EXPIRE_EVERY_NS:
-            self._expire(now)
-        if self.wal.size > CHECKPOINT_WAL_BYTES:
+            self.expire(now)
+        tables = [t for dbs in self.tenants.values() for db in dbs.values() for t in db.tables.values()]
+        if (self.wal.size > CHECKPOINT_WAL_BYTES or any(t.full for t in tables)
+                or sum(t.mem_bytes for t in tables) > self.memtable_bytes):
             self.checkpoint()
 
-    def _expire(self, now: int) -> None:
+    def expire(self, now: int) -> None:
         """Drop expired buckets with their rows, as CnosDB's TTL service does (every 60 s there)."""
         self._last_expire = now
         for dbs in self.tenants.values():
@@ -228,7 +278,7 @@ class Engine:
                 ) -> tuple[pa.Table, ScanReport | None]:
         """A statement for DataFusion; a missing database has no tables (CnosDB: table not found)."""
         with self.lock:
-            db = self._tenant(tenant).get(database)
+            db = self.tenant(tenant).get(database)
             tables = db.tables if db is not None else {}
             ctx = self.session(tenant, database) if db is not None else self._no_tables.ctx
             text = quirks_rewrite(sql, tokens, tables) if self.quirks else sql
@@ -240,7 +290,7 @@ class Engine:
                    ) -> tuple[pa.Table, ScanReport | None]:
         database = cmd.database or database
         with self.lock:
-            db = self._tenant(tenant).get(database)
+            db = self.tenant(tenant).get(database)
             table = db.tables.get(cmd.table) if db is not None else None
             if table is None:
                 raise errors.table_not_found(f"{tenant}.{database}.{cmd.table}")
@@ -268,31 +318,27 @@ class Engine:
         return report
 
     def session(self, tenant: str, database: str) -> SessionContext:
-        """The database's SessionContext with every changed table re-registered (caller holds the lock)."""
-        db = self._database(tenant, database)
+        """The database's SessionContext with every changed table re-registered (caller holds the lock).
+
+        A table is a view: the UNION ALL of its segments, each a Parquet scan through the table's whole
+        schema (a column a segment lacks reads as null), and of its memtable.  Segments stay registered
+        as long as they live and the schema is unchanged; the memtable and the view follow its version."""
+        db = self.database(tenant, database)
         state = self._contexts.setdefault((tenant, database), _Context())
         for name in [n for n in state.versions if n not in db.tables]:
-            state.ctx.deregister_table(name)
-            del state.versions[name]
+            state.drop(name)
         for name, table in db.tables.items():
             version = (id(table), table.version)
-            if state.versions.get(name) == version:
-                continue
-            if name in state.versions:
-                state.ctx.deregister_table(name)
-            batches = table.query_batches() or [query_view(pa.RecordBatch.from_pylist([], schema=table.schema))]
-            if not self.quirks:
-                batches = [b.drop_columns([WRITE_COL]) for b in batches]
-            parts = [batches[i::2] for i in range(min(2, len(batches)))]
-            state.ctx.register_record_batches(name, parts)
-            state.versions[name] = version
+            if state.versions.get(name) != version:
+                state.register(name, table, hidden=self.quirks)
+                state.versions[name] = version
         return state.ctx
 
     # -- persistence --------------------------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Persist all rows to Parquet and start a new WAL generation (caller may hold the lock)."""
         with self.lock:
-            self._expire(self.now_ns())
+            self.expire(self.now_ns())
             manifest: storage.JsonObject = {"wal_gen": self.wal.gen + 1, "tenants": {}}
             referenced: set[Path] = set()
             for tenant, dbs in self.tenants.items():
@@ -300,16 +346,11 @@ class Engine:
                 for name, db in dbs.items():
                     tables = {}
                     for tname, table in db.tables.items():
-                        table.seal()
-                        directory = self.data_dir / storage.safe_name(tenant) / storage.safe_name(name) \
-                            / storage.safe_name(tname)
-                        for chunk in table.chunks:
-                            if chunk.file is None:
-                                chunk.file = storage.new_segment_name()
-                                storage.write_segment(directory / chunk.file, chunk.batch.drop_columns([WRITE_COL]))
-                            referenced.add(directory / chunk.file)
-                        tables[tname] = {"columns": list(table.columns.items()),
-                                         "files": [c.file for c in table.chunks]}
+                        table.flush(self._table_dir(tenant, name, tname))
+                        referenced.update(segment.path for segment in table.segments)
+                        tables[tname] = {"columns": list(table.columns.items()), "writes": table.writes,
+                                         "files": [sg.file for sg in table.segments],
+                                         "segments": [sg.to_json() for sg in table.segments]}
                     out_dbs[name] = {"options": db.options.to_json(), "tables": tables}
             old = self.wal
             self.wal = storage.Wal(self.data_dir / "wal", old.gen + 1)
@@ -324,6 +365,9 @@ class Engine:
             if previous:
                 referenced |= storage.segment_paths(self.data_dir, previous)
             storage.remove_unreferenced(self.data_dir, referenced)
+
+    def _table_dir(self, tenant: str, database: str, table: str) -> Path:
+        return self.data_dir / storage.safe_name(tenant) / storage.safe_name(database) / storage.safe_name(table)
 
     def _replay(self, header: storage.JsonObject, body: str) -> None:
         """Re-apply one logged operation with its original clock; errors mean it was superseded."""

@@ -150,21 +150,25 @@ def make_dirs(directory: Path) -> None:
     fsync_dir(directory.parent)
 
 
-def write_segment(path: Path, batch: pa.RecordBatch) -> None:
+def write_segment(path: Path, rows: pa.Table, row_group_rows: int, page_rows: int) -> None:
     """Write, fsync and rename into place, then fsync the directory: durable before the manifest names it."""
     make_dirs(path.parent)
     tmp = path.with_suffix(".tmp")
-    pq.write_table(pa.Table.from_batches([batch]), tmp, compression="zstd", row_group_size=len(batch) or 1,
-                   write_page_checksum=True)
+    pq.write_table(rows, tmp, compression="zstd", row_group_size=row_group_rows, max_rows_per_page=page_rows,
+                   write_page_index=True, write_page_checksum=True)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
 
-def read_segment(path: Path) -> pa.Table:
-    """The segment's rows; raises OSError or pyarrow's errors for a missing, truncated or corrupt file."""
-    return pq.read_table(path, page_checksum_verification=True)
+def verify_segment(path: Path, whole: bool) -> None:
+    """Raise OSError or pyarrow's errors for a missing or truncated file (its footer is read), or with
+    `whole`, for any corrupt page (every page is read and its checksum checked)."""
+    if whole:
+        pq.read_table(path, page_checksum_verification=True)
+    else:
+        pq.read_metadata(path)
 
 
 def new_segment_name() -> str:
