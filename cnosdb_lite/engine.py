@@ -23,13 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionConfig, SessionContext, SQLOptions
 
-from . import ddl, errors, line_protocol, lp_exact, pushdown, recovery, show_tags, storage
+from . import compaction, ddl, errors, line_protocol, lp_exact, pushdown, recovery, show_tags, storage
 from .catalog import NS_PER, Database
+from .compaction import Compactor
 from .line_protocol import LpTable
 from .lock import DataDirLock
 from .quirks import from_env as quirks_from_env
 from .quirks import rewrite as quirks_rewrite
 from .scan import Accountant, ScanReport
+from .segments import Segment
 from .sql_text import Token, quote_ident, single_statement
 from .statements import run_command
 from .table import TAG, WRITE_COL, Table, conform
@@ -104,8 +106,10 @@ class Engine:
 
     def __init__(self, data_dir: str | os.PathLike, *, now_ns: Callable[[], int] = time.time_ns,
                  quirks: bool | None = None, scan_accounting: bool | None = None,
-                 memtable_bytes: int = MEMTABLE_BYTES) -> None:
+                 memtable_bytes: int = MEMTABLE_BYTES, compaction: bool = True) -> None:
         self.memtable_bytes = memtable_bytes
+        self._compactor: Compactor | None = None
+        self._pending: set[Path] = set()       # compaction outputs being written: kept from cleanup
         self.quirks = quirks_from_env() if quirks is None else quirks
         self.scan_accounting = self.quirks if scan_accounting is None else scan_accounting
         self.scans: deque[ScanReport] = deque(maxlen=SCAN_LOG_SIZE)
@@ -124,6 +128,9 @@ class Engine:
         except BaseException:
             self._dir_lock.release()
             raise
+        self._compactor = Compactor(self._next_compaction, self._finish_compaction) if compaction else None
+        if self._compactor is not None:
+            self._compactor.nudge()
 
     def _open(self) -> None:
         """Load the last checkpoint (module `recovery`), replay the WAL after it, open the WAL for writes."""
@@ -183,13 +190,27 @@ class Engine:
         wal.sync(offset)
         return result, None
 
+    def wait_for_compaction(self, timeout: float = 600.0) -> bool:
+        """Block until no merge is due (benchmarks, tests); False on timeout or with compaction off."""
+        if self._compactor is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._compactor.nudge()
+            if self._compactor.wait_idle(min(1.0, deadline - time.monotonic())):
+                return True
+        return False
+
     @property
     def last_scan(self) -> ScanReport | None:
         """The most recent scan report (tests: clear `scans` first when other clients may query)."""
         return self.scans[-1] if self.scans else None
 
     def close(self) -> None:
-        """Checkpoint (unless nothing was logged since the last one), close the WAL, release the directory."""
+        """Stop compaction, checkpoint (unless nothing was logged since the last one), close the WAL, release
+        the directory."""
+        if self._compactor is not None:
+            self._compactor.stop()
         with self.lock:
             if self._closed:
                 return
@@ -364,7 +385,35 @@ class Engine:
             storage.remove_wal_before(self.data_dir / "wal", int(previous["wal_gen"]) if previous else self.wal.gen)
             if previous:
                 referenced |= storage.segment_paths(self.data_dir, previous)
+            referenced |= self._pending
             storage.remove_unreferenced(self.data_dir, referenced)
+        if self._compactor is not None:
+            self._compactor.nudge()
+
+    # -- compaction (module `compaction`) ----------------------------------------------------------------
+    def _next_compaction(self) -> compaction.Job | None:
+        with self.lock:
+            if self._closed:
+                return None
+            for tenant, dbs in self.tenants.items():
+                for name, db in dbs.items():
+                    for tname, table in db.tables.items():
+                        inputs = compaction.pick(table, NS_PER[db.time_unit])
+                        if inputs is not None:
+                            output = self._table_dir(tenant, name, tname) / storage.new_segment_name()
+                            self._pending.update((output, output.with_suffix(".tmp")))
+                            return compaction.Job(table, inputs, table.schema, output)
+        return None
+
+    def _finish_compaction(self, job: compaction.Job, output: Segment | None) -> None:
+        with self.lock:
+            self._pending.difference_update((job.output, job.output.with_suffix(".tmp")))
+            if output is None:
+                return
+            if self._closed or not job.table.replace_segments(job.inputs, [output]):
+                output.path.unlink(missing_ok=True)
+                return
+            self.checkpoint()
 
     def _table_dir(self, tenant: str, database: str, table: str) -> Path:
         return self.data_dir / storage.safe_name(tenant) / storage.safe_name(database) / storage.safe_name(table)

@@ -39,7 +39,7 @@ _ADD = pa.scalar(0x165667B19E3779F9, pa.uint64())
 _ids = itertools.count(1)
 
 
-@dataclass
+@dataclass(eq=False)
 class Segment:
     """One Parquet file of a table: where it is and what the manifest records about it."""
 
@@ -109,6 +109,12 @@ class _Bloom:
                 for a, b in zip(first, second, strict=True)]
 
 
+def partition(time: int, unit_ns: int) -> int:
+    """The time partition of a time in a table's unit (counted toward zero, as `write` splits)."""
+    per = max(1, PARTITION_NS // unit_ns)
+    return abs(time) // per * (1 if time >= 0 else -1)
+
+
 def sort_key(tags: list[str]) -> list[tuple[str, str]]:
     """The order rows take within a segment (module docstring)."""
     trace = [t for t in tags if t.endswith("trace_id")]
@@ -136,6 +142,6 @@ def _write_one(directory: Path, rows: pa.Table, tags: list[str]) -> Segment:
             or n.startswith("__")]
     rows = rows.select(keep)
     path = directory / storage.new_segment_name()
-    storage.write_segment(path, rows, ROW_GROUP_ROWS, PAGE_ROWS)
+    storage.write_segment(path, rows.schema, rows.to_batches(), ROW_GROUP_ROWS, PAGE_ROWS)
     lo, hi = pc.min_max(rows.column("time").cast(pa.int64())).values()
     return Segment(path, rows.num_rows, lo.as_py(), hi.as_py())

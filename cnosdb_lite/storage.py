@@ -28,7 +28,7 @@ import struct
 import threading
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -150,12 +150,26 @@ def make_dirs(directory: Path) -> None:
     fsync_dir(directory.parent)
 
 
-def write_segment(path: Path, rows: pa.Table, row_group_rows: int, page_rows: int) -> None:
-    """Write, fsync and rename into place, then fsync the directory: durable before the manifest names it."""
+def write_segment(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch], row_group_rows: int,
+                  page_rows: int) -> None:
+    """Write `batches` (streamed, row groups of `row_group_rows`), fsync and rename into place, then fsync
+    the directory: durable before the manifest names it."""
     make_dirs(path.parent)
     tmp = path.with_suffix(".tmp")
-    pq.write_table(rows, tmp, compression="zstd", row_group_size=row_group_rows, max_rows_per_page=page_rows,
-                   write_page_index=True, write_page_checksum=True)
+    with pq.ParquetWriter(tmp, schema, compression="zstd", max_rows_per_page=page_rows, write_page_index=True,
+                          write_page_checksum=True) as writer:
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in batches:
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= row_group_rows:
+                full = pa.Table.from_batches(pending, schema)
+                writer.write_table(full.slice(0, rows - rows % row_group_rows), row_group_size=row_group_rows)
+                pending = full.slice(rows - rows % row_group_rows).to_batches()
+                rows %= row_group_rows
+        if rows:
+            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=row_group_rows)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

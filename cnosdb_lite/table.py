@@ -157,6 +157,16 @@ class Table:
         self.segments[at:at + 1] = seg.write(segment.path.parent, rows, self.tags(), _unit_ns(self.time_type))
         self.version += 1
 
+    def replace_segments(self, old: list[Segment], new: list[Segment]) -> bool:
+        """Put `new` in the place of `old` (a compaction) if `old` are all still this table's."""
+        if not all(any(s is o for s in self.segments) for o in old):
+            return False
+        at = min(i for i, s in enumerate(self.segments) if any(s is o for o in old))
+        rest = [s for s in self.segments if not any(s is o for o in old)]
+        self.segments = rest[:at] + new + rest[at:]
+        self.version += 1
+        return True
+
     def flush(self, directory: Path) -> list[Segment]:
         """Write the memtable out as segments (fsynced; the caller commits them in a manifest)."""
         if not self.memtable:
