@@ -23,6 +23,8 @@ import random
 import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,25 +43,30 @@ DIRECT_CHUNK = 200_000
 
 
 def span_lines(start: int, count: int, rnd: random.Random, step: int) -> tuple[str, list[str]]:
-    """`count` span-like lines (5 tags + 25 fields), and the trace ids they use."""
+    """`count` span-like lines (5 tags + 25 fields), and the trace ids they use: traces of 8 spans, each
+    span the child of the one before (the root has no parent), random 64-bit span IDs and durations."""
     out, traces = [], []
-    tid = ""
+    tid, parent = "", ""
     for i in range(start, start + count):
         if i % SPANS_PER_TRACE == 0:
             tid = f"{rnd.getrandbits(128):032x}"
             traces.append(tid)
+            parent = ""
+        span = f"{rnd.getrandbits(64):016x}"
         svc = i // SPANS_PER_TRACE % SERVICES
         ts = BASE_TS + i * step
+        duration = rnd.randint(1, 10**7)
         out.append(
-            f"spans,trace_id={tid},span_id={rnd.getrandbits(64):016x},parent_span_id={rnd.getrandbits(64):016x},"
-            f"service=svc{svc},name=op{i % 40} kind=\"SPAN_KIND_SERVER\",duration_nano={rnd.randint(1, 10**7)}i,"
-            f"end_time={ts + 5000}.0,status_code=\"STATUS_CODE_OK\",status_message=\"\","
+            f"spans,trace_id={tid},span_id={span}{f',parent_span_id={parent}' if parent else ''},"
+            f"service=svc{svc},name=op{i % 40} kind=\"SPAN_KIND_SERVER\",duration_nano={duration}i,"
+            f"end_time={ts + duration}.0,status_code=\"STATUS_CODE_OK\",status_message=\"\","
             f"scope_name=\"io.otel\",scope_version=\"1.2.3\",res_host=\"host-{i % 7}\",res_pid={i % 100}i,"
             f"res_os=\"linux\",res_region=\"eu-{i % 3}\",http_method=\"{('GET', 'POST')[i % 2]}\","
             f"http_url=\"http://example.com/api/items/{i % 1000}\",http_status=\"{(200, 404, 500)[i % 3]}\","
             f"user_id=\"user{i % 5000}\",db_stmt=\"SELECT * FROM t WHERE id = {i % 977}\","
             f"peer=\"10.0.0.{i % 255}\",retry_count={i % 3}i,cache_hit={('true', 'false')[i % 2]},"
             f"ratio={i % 100 / 100},event_name=\"log\",event_time={ts + 10}.0 {ts}")
+        parent = span
     return "\n".join(out), traces
 
 
@@ -83,20 +90,24 @@ def span_table(start: int, count: int, step: int) -> tuple[pa.Table, list[str]]:
     first_trace = start // SPANS_PER_TRACE
     traces = _hex_ids((start + count - 1) // SPANS_PER_TRACE - first_trace + 1, 16)
     ts = pc.add(pc.multiply(i, step), BASE_TS)
+    spans = _hex_ids(count, 8)
+    first = pc.equal(_mod(i, SPANS_PER_TRACE), 0)             # a trace's first span is its root
+    parents = pc.if_else(first, pa.nulls(count, pa.string()), pa.concat_arrays([pa.nulls(1, pa.string()), spans[:-1]]))
+    duration = pa.array([random.randint(1, 10**7) for _ in range(count)], pa.int64())
     cols = {
         "time": ts.cast(pa.timestamp("ns")),
         "name": pc.take(pa.array([f"op{k}" for k in range(40)]), _mod(i, 40)),
-        "parent_span_id": _hex_ids(count, 8),
+        "parent_span_id": parents,
         "service": pc.take(pa.array([f"svc{k}" for k in range(SERVICES)]),
                            _mod(pc.divide(i, SPANS_PER_TRACE), SERVICES)),
-        "span_id": _hex_ids(count, 8),
+        "span_id": spans,
         "trace_id": pc.take(traces, pc.subtract(pc.divide(i, SPANS_PER_TRACE), first_trace)),
         "cache_hit": pc.equal(_mod(i, 2), 0),
         "db_stmt": _cycle([f"SELECT * FROM t WHERE id = {k}" for k in range(977)], i, 977, pa.string()),
-        "duration_nano": pa.array([random.randint(1, 10**7) for _ in range(count)], pa.int64()),
-        "end_time": pc.add(ts, 5000).cast(pa.float64()),
+        "duration_nano": duration,
+        "end_time": pc.add(ts, duration).cast(pa.float64(), safe=False),
         "event_name": pa.repeat(pa.scalar("log"), count),
-        "event_time": pc.add(ts, 10).cast(pa.float64()),
+        "event_time": pc.add(ts, 10).cast(pa.float64(), safe=False),
         "http_method": _cycle(["GET", "POST"], i, 2, pa.string()),
         "http_status": _cycle(["200", "404", "500"], i, 3, pa.string()),
         "http_url": _cycle([f"http://example.com/api/items/{k}" for k in range(1000)], i, 1000, pa.string()),
@@ -129,9 +140,8 @@ def write_direct(engine: Engine, start: int, count: int, step: int) -> list[str]
         rows, tids = span_table(at, min(DIRECT_CHUNK, start + count - at), step)
         traces += tids
         data = pa.Table.from_batches([conform(rows, table.schema)])
-        new = write_segments(directory, data, table.tags(), 1)
-        with engine.lock:
-            table.segments.extend(new)
+        with engine.lock:                   # files outside the manifest are cleaned up by a checkpoint
+            table.segments.extend(write_segments(directory, data, table.tags(), 1))
             table.version += 1
             engine.checkpoint()
     return traces
@@ -163,6 +173,12 @@ class Meter:
         return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))], cpu
 
 
+def _timestamp(ns: int) -> str:
+    """As the plugin writes a time bound: a cast of an ISO-8601 string."""
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9))
+    return f"CAST('{whole}.{ns % 10**9:09d}' AS TIMESTAMP)"
+
+
 def queries(engine: Engine, traces: list[str], size: int, step: int, repeat: int, label: str) -> None:
     rnd = random.Random(7)
     run = engine.execute
@@ -183,7 +199,7 @@ def queries(engine: Engine, traces: list[str], size: int, step: int, repeat: int
     show("FindTraces (service + tag, 20, all time)", lambda: run("cnosdb", "public", find.format(next(svc), "")),
          max(5, repeat // 5))
     last = BASE_TS + (size - 1) * step
-    day = f" AND time >= CAST({last - DAY_NS} AS TIMESTAMP) AND time <= CAST({last} AS TIMESTAMP)"
+    day = f" AND time >= {_timestamp(last - DAY_NS)} AND time <= {_timestamp(last)}"
     show("FindTraces (service + tag, 20, last day)", lambda: run("cnosdb", "public", find.format(next(svc), day)),
          max(5, repeat // 5))
     show("services (SHOW TAG VALUES)", lambda: run("cnosdb", "public", "SHOW TAG VALUES FROM spans WITH KEY = service"))
@@ -229,13 +245,25 @@ def run(size: int, args: argparse.Namespace) -> None:
           f"RSS {Meter.rss_mb():,.0f} MB, peak so far {Meter.peak_mb():,.0f} MB", flush=True)
     engine.close()
     del engine
-    t = time.perf_counter()
-    reopened = Engine(data_dir)
-    print(f"[{label}] reopen: {time.perf_counter() - t:.2f} s; idle RSS {Meter.rss_mb():,.0f} MB", flush=True)
-    queries(reopened, traces, size, step, args.repeat, label + ", reopened")
-    print(f"[{label}] RSS after queries {Meter.rss_mb():,.0f} MB", flush=True)
-    reopened.close()
+    probes = data_dir.parent / (data_dir.name + ".traces")
+    probes.write_text("\n".join(random.Random(3).sample(traces, min(len(traces), 10 * args.repeat))))
+    # Reopened in a new process: its RSS is what the engine holds, not what this one's allocator kept.
+    subprocess.run([sys.executable, "-m", "bench.cnosdb_lite", "--reopen", str(data_dir), "--sizes", str(size),
+                    "--repeat", str(args.repeat), "--days", str(args.days)], check=True)
+    probes.unlink()
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def reopen(data_dir: Path, size: int, args: argparse.Namespace) -> None:
+    label = f"{size:,} spans, reopened in a new process"
+    traces = (data_dir.parent / (data_dir.name + ".traces")).read_text().split()
+    t, c = time.perf_counter(), time.process_time()
+    engine = Engine(data_dir)
+    print(f"[{label}] open: {time.perf_counter() - t:.2f} s wall, {time.process_time() - c:.2f} s CPU; idle RSS "
+          f"{Meter.rss_mb():,.0f} MB", flush=True)
+    queries(engine, traces, size, max(1, args.days * DAY_NS // size), args.repeat, label)
+    print(f"[{label}] RSS after queries {Meter.rss_mb():,.0f} MB, peak {Meter.peak_mb():,.0f} MB", flush=True)
+    engine.close()
 
 
 def main() -> None:
@@ -246,10 +274,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=14, help="time range the spans cover")
     parser.add_argument("--lp-max", type=int, default=1_000_000, help="spans written as line protocol")
     parser.add_argument("--lp-only", action="store_true", help="no direct segments (any engine version)")
+    parser.add_argument("--reopen", type=Path, help=argparse.SUPPRESS)      # the second half, in a new process
     args = parser.parse_args()
+    if args.reopen:
+        reopen(args.reopen, args.sizes[0], args)
+        return
     for size in args.sizes:
         run(size, args)
-    print(f"peak RSS: {Meter.peak_mb():,.0f} MB")
+    print(f"peak RSS of the writing process: {Meter.peak_mb():,.0f} MB")
 
 
 if __name__ == "__main__":

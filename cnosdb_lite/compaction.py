@@ -89,9 +89,14 @@ def merge(inputs: list[Segment], schema: pa.Schema, tags: list[str], path: Path)
     union = " UNION ALL ".join(f"SELECT * FROM s{i}" for i in range(len(inputs)))
     by = ", ".join(f'"{k}" ASC NULLS LAST' for k in keys)
     stream = ctx.sql(f"SELECT * FROM ({union}) ORDER BY {by}").execute_stream()
-    stats = _Stats()
-    storage.write_segment(path, schema, stats.track(stream, schema), seg.ROW_GROUP_ROWS, seg.PAGE_ROWS)
-    return Segment(path, stats.rows, stats.tmin, stats.tmax)
+    trace = seg.trace_tag(tags)
+    distinct = sum(s.ids.bits // seg.ID_BITS_PER_VALUE if s.ids is not None else s.rows for s in inputs)
+    ids = seg.IdBloom.empty(distinct) if trace in present else None
+    stats = _Stats(ids=ids, trace=trace)
+    summary = seg.merge_summaries(inputs)
+    storage.write_segment(path, schema, stats.track(stream, schema), seg.ROW_GROUP_ROWS, seg.PAGE_ROWS,
+                          seg.plain(tags, summary))
+    return Segment(path, stats.rows, stats.tmin, stats.tmax, summary, ids)
 
 
 @dataclass
@@ -99,6 +104,8 @@ class _Stats:
     rows: int = 0
     tmin: int = 2**63 - 1
     tmax: int = -(2**63)
+    ids: seg.IdBloom | None = None
+    trace: str | None = None
 
     def track(self, stream: RecordBatchStream, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         for item in stream:
@@ -110,6 +117,8 @@ class _Stats:
             lo, hi = pc.min_max(batch.column("time").cast(pa.int64())).values()
             self.tmin, self.tmax = min(self.tmin, lo.as_py()), max(self.tmax, hi.as_py())
             self.rows += batch.num_rows
+            if self.ids is not None and self.trace is not None:
+                self.ids.add(pc.unique(batch.column(self.trace)).to_pylist())
             yield batch
 
 

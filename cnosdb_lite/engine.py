@@ -10,6 +10,7 @@ copy of their string columns for queries (measured peak: 1.6 GB at 1 M span rows
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -23,13 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionConfig, SessionContext, SQLOptions
 
-from . import compaction, ddl, errors, line_protocol, lp_exact, pushdown, recovery, show_tags, storage
+from . import compaction, ddl, errors, line_protocol, lp_exact, pushdown, recovery, segments, show_tags, storage
 from .catalog import NS_PER, Database
 from .compaction import Compactor
 from .line_protocol import LpTable
 from .lock import DataDirLock
+from .quirks import apply as quirks_apply
+from .quirks import edits as quirks_edits
 from .quirks import from_env as quirks_from_env
-from .quirks import rewrite as quirks_rewrite
 from .scan import Accountant, ScanReport
 from .segments import Segment
 from .sql_text import Token, quote_ident, single_statement
@@ -42,13 +44,15 @@ EXPIRE_EVERY_NS = 10 * 10**9
 _PARQUET_OPTIONS = {"datafusion.execution.parquet.pushdown_filters": "true",
                     "datafusion.execution.parquet.reorder_filters": "true",
                     "datafusion.execution.parquet.enable_page_index": "true",
-                    "datafusion.execution.parquet.bloom_filter_on_read": "true"}
+                    "datafusion.execution.parquet.bloom_filter_on_read": "true",
+                    "datafusion.optimizer.repartition_file_scans": "false"}   # a segment is opened once
 _QUERY_OPTIONS = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
 _TABLE_NOT_FOUND = re.compile(r"^Error during planning: table '([^']*)' not found$")
 _PARSER_ERROR = re.compile(r'^SQL error: ParserError\("(.*)"\)$', re.DOTALL)
 _HIDDEN_FIELD = re.compile(r",? [^\s,]*" + re.escape(WRITE_COL))
 COUNT_STAR = "COUNT(UInt8(1))"          # how CnosDB's DataFusion 27 names an unaliased count(*)
 SCAN_LOG_SIZE = 1000
+_views = itertools.count(1)
 _LOGGED = (ddl.CreateDatabase, ddl.AlterDatabase, ddl.DropDatabase, ddl.CreateTable, ddl.DropTable,
            ddl.Delete, ddl.Insert)
 
@@ -66,6 +70,7 @@ class _Context:
         self._schemas: dict[str, pa.Schema] = {}
 
     def register(self, name: str, table: Table, hidden: bool) -> None:
+        """Register `table`'s segments and memtable, and view `name` of them all."""
         schema = table.schema
         parts = self._parts.setdefault(name, set())
         known = self._schemas.get(name)
@@ -85,11 +90,16 @@ class _Context:
             self.ctx.deregister_table(mem)
         batches = table.memtable_batches() or [pa.RecordBatch.from_pylist([], schema=schema)]
         self.ctx.register_record_batches(mem, [batches])
-        columns = ", ".join(quote_ident(c) for c in schema.names if hidden or c != WRITE_COL)
-        branches = [f"SELECT {columns} FROM {quote_ident(p)}" for p in [*wanted, mem]]
+        self.register_view(name, table, hidden, table.segments)
+
+    def register_view(self, name: str, table: Table, hidden: bool, segments: list[Segment]) -> None:
+        """View `name`: the UNION ALL of `segments` (registered by `register`) and the memtable."""
+        columns = ", ".join(quote_ident(c) for c in table.schema.names if hidden or c != WRITE_COL)
+        parts = [f"__seg_{s.id}" for s in segments] + [f"__mem_{id(table)}"]
         if self.ctx.table_exist(name):
             self.ctx.deregister_table(name)
-        self.ctx.register_view(name, self.ctx.sql(" UNION ALL ".join(branches)))
+        self.ctx.register_view(name, self.ctx.sql(" UNION ALL ".join(f"SELECT {columns} FROM {quote_ident(p)}"
+                                                                      for p in parts)))
 
     def drop(self, name: str) -> None:
         for part in self._parts.pop(name, set()):
@@ -298,13 +308,26 @@ class Engine:
     def _select(self, tenant: str, database: str, sql: str, tokens: list[Token]
                 ) -> tuple[pa.Table, ScanReport | None]:
         """A statement for DataFusion; a missing database has no tables (CnosDB: table not found)."""
+        view = None
         with self.lock:
             db = self.tenant(tenant).get(database)
             tables = db.tables if db is not None else {}
             ctx = self.session(tenant, database) if db is not None else self._no_tables.ctx
-            text = quirks_rewrite(sql, tokens, tables) if self.quirks else sql
+            changes = quirks_edits(sql, tokens, tables) if self.quirks else []
+            narrowed = _narrowed(tokens, tables) if db is not None else None
+            if narrowed is not None:
+                view = f"__narrowed_{next(_views)}"
+                table, keep, refs = narrowed
+                self._contexts[(tenant, database)].register_view(view, table, self.quirks, keep)
+                changes += [(r.start, r.end, quote_ident(view) + ("" if r.alias else f" AS {quote_ident(r.name)}"))
+                            for r in refs]
+            text = quirks_apply(sql, changes)
             reads = self._accountant.plan_select(tokens, tables) if self.scan_accounting else None
-        result = self._run(ctx, text, tenant, database)
+        try:
+            result = self._run(ctx, text, tenant, database)
+        finally:
+            if view is not None:
+                ctx.deregister_table(view)
         return result, self._report(sql, reads)
 
     def _show_tags(self, tenant: str, database: str, sql: str, cmd: ddl.ShowTags
@@ -318,7 +341,9 @@ class Engine:
             show_tags.check_where(cmd, table)
             where = sql[cmd.where[0].start:cmd.where[-1].end] if cmd.where else ""
             text = show_tags.to_sql(cmd, table, where)
-            ctx = self.session(tenant, database)
+            needed = show_tags.index_tags(cmd, table) if text is not None else None
+            summary = table.tag_summary(needed) if needed is not None else None
+            ctx = self.session(tenant, database) if summary is None else _summary_context(table.name, summary)
             reads = self._accountant.plan_index_read(pushdown.where_select(table.name, cmd.where), table) \
                 if self.scan_accounting else None
         result = show_tags.empty_tag_values() if text is None else self._run(ctx, text, tenant, database)
@@ -431,6 +456,59 @@ class Engine:
                     run_command(self, tenant, database, command, now)
         except errors.CnosDBError:
             pass
+
+
+def _narrowed(tokens: list[Token], tables: dict[str, Table]
+              ) -> tuple[Table, list[Segment], list[pushdown.TableRef]] | None:
+    """For a statement on one table whose every SELECT pins the trace ID (or a tag the segments summarise)
+    to literals: the table, the segments that may have such rows (module `segments`), and the references
+    to the table to point at a view of just those.  None when nothing can be left out."""
+    found = pushdown.selects(tokens)
+    refs = [ref for select in found for ref in select.tables]
+    names = {ref.name for ref in refs}
+    table = tables.get(names.pop()) if len(names) == 1 else None
+    if table is None or not table.segments or any(r.start < 0 for r in refs):
+        return None
+    pins = [_pins(select, ref, table) for select in found for ref in select.tables]
+    if not all(pins):
+        return None
+    keep = [sg for sg in table.segments if any(_may_hold(sg, p, table) for p in pins)]
+    if len(keep) == len(table.segments):
+        return None
+    return table, keep, refs
+
+
+def _pins(select: pushdown.Select, ref: pushdown.TableRef, table: Table) -> dict[str, tuple[str, ...]]:
+    """Tag -> the literals a top-level conjunct of `select` holds it to, for the reference `ref`."""
+    out: dict[str, tuple[str, ...]] = {}
+    for conjunct in select.where:
+        found = pushdown.equality_domain(conjunct)
+        if found is None:
+            continue
+        column, values = found
+        owner = pushdown.resolve(select, column, {table.name: table})
+        if owner is not None and owner[0] == ref and table.columns.get(column.name) == TAG:
+            out[column.name] = values
+    return out
+
+
+def _may_hold(segment: Segment, pins: dict[str, tuple[str, ...]], table: Table) -> bool:
+    trace = segments.trace_tag(table.tags())
+    for tag, values in pins.items():
+        if tag == trace and segment.ids is not None and not any(segment.ids.may_hold(v) for v in values):
+            return False
+        summary = segment.summary
+        if summary is not None and tag in summary.column_names and not pc.any(
+                pc.is_in(summary.column(tag), value_set=pa.array(values, pa.string()))).as_py():
+            return False
+    return True
+
+
+def _summary_context(name: str, summary: pa.Table) -> SessionContext:
+    """A session in which table `name` is just its distinct tag combinations (SHOW TAG VALUES / SERIES)."""
+    ctx = SessionContext()
+    ctx.register_record_batches(name, [summary.to_batches() or [pa.RecordBatch.from_pylist([], summary.schema)]])
+    return ctx
 
 
 def _convert_times(times: pa.Array | pa.ChunkedArray, precision: str, unit: str) -> pa.Array:

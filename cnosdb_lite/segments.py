@@ -5,13 +5,17 @@ an upsert, DELETE or TTL expiry that touches it writes a replacement and the man
 - Time partitions: a flush splits rows by UTC day (`PARTITION_NS`, in the table's unit), so a time window
   skips whole files (their min/max time is in the manifest) and TTL drops whole files; compaction merges
   segments of one partition only.
-- Order within a segment: by the trace-ID tag when the table has one (a tag named `*trace_id`, as in
-  CnosDB's trace layout), then time; otherwise by time.  A trace lookup then touches one row group (and,
-  through the page index, one page) of each segment instead of all of them: measured at 1 M spans,
-  GetTrace reads ~0.1 MB instead of the whole trace-ID column.  Row groups hold `ROW_GROUP_ROWS` rows.
+- Order within a segment: by the service tag and the trace-ID tag when the table has them (`service` or
+  `*service.name`, `*trace_id`, as in CnosDB's trace layout), then time.  A service's rows are then a few
+  row groups (FindTraces prunes the rest by their statistics), and within them a trace is one page of
+  `PAGE_ROWS` rows (GetTrace prunes through the page index).  Row groups hold `ROW_GROUP_ROWS` rows.
 - Columns: only those that have a value in the segment's rows, plus `time` and the hidden write number;
   queries read segments through a schema of all the table's columns, a missing column being null (union
   by name), so a sparse attribute costs nothing where it is absent.
+- What a segment holds, in memory and in the manifest: its time range, the distinct combinations of its
+  few-valued tags (`summarise`: SHOW TAG VALUES reads those, not rows) and a bloom filter of its trace IDs
+  (`IdBloom`).  A statement whose every SELECT pins the trace ID or a summarised tag to literals reads
+  only the segments that may hold them (engine `_narrowed`).
 - Upsert probe: new rows must merge with stored rows of the same series and time (last write wins) wherever
   they are.  Each segment answers "may hold one of these times?" from its min/max time and, once a write
   lands inside that range, from a bloom filter over its times (2 bytes per row, built on first use from the
@@ -20,7 +24,10 @@ an upsert, DELETE or TTL expiry that touches it writes a replacement and the man
 
 from __future__ import annotations
 
+import base64
 import itertools
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +39,11 @@ from . import storage
 
 PARTITION_NS = 86_400 * 10**9
 ROW_GROUP_ROWS = 65_536
-PAGE_ROWS = 8_192
+PAGE_ROWS = 2_048
+ID_BITS_PER_VALUE = 10
+_ID_PROBES = 4
+SUMMARY_TAG_VALUES = 1_024
+SUMMARY_ROWS = 8_192
 _BLOOM_BITS_PER_ROW = 16
 _MUL1, _MUL2 = pa.scalar(0x9E3779B97F4A7C15, pa.uint64()), pa.scalar(0xC2B2AE3D27D4EB4F, pa.uint64())
 _ADD = pa.scalar(0x165667B19E3779F9, pa.uint64())
@@ -47,6 +58,8 @@ class Segment:
     rows: int
     tmin: int
     tmax: int
+    summary: pa.Table | None = field(default=None, repr=False)     # see `summarise`
+    ids: IdBloom | None = field(default=None, repr=False)          # its trace IDs, if the table has them
     id: int = field(default_factory=lambda: next(_ids))
     _bloom: _Bloom | None = field(default=None, repr=False)
 
@@ -55,11 +68,21 @@ class Segment:
         return self.path.name
 
     def to_json(self) -> storage.JsonObject:
-        return {"file": self.file, "rows": self.rows, "tmin": self.tmin, "tmax": self.tmax}
+        out: storage.JsonObject = {"file": self.file, "rows": self.rows, "tmin": self.tmin, "tmax": self.tmax}
+        if self.ids is not None:
+            out["ids"] = base64.b64encode(bytes(self.ids.data)).decode()
+        if self.summary is not None:
+            out["summary"] = {"tags": self.summary.column_names,
+                              "values": [self.summary.column(c).to_pylist() for c in self.summary.column_names]}
+        return out
 
     @classmethod
     def from_json(cls, directory: Path, data: storage.JsonObject) -> Segment:
-        return cls(directory / str(data["file"]), int(data["rows"]), int(data["tmin"]), int(data["tmax"]))
+        summary = data.get("summary")
+        table = None if summary is None else pa.table(
+            {t: pa.array(v, pa.string()) for t, v in zip(summary["tags"], summary["values"], strict=True)})
+        ids = IdBloom(base64.b64decode(data["ids"])) if "ids" in data else None
+        return cls(directory / str(data["file"]), int(data["rows"]), int(data["tmin"]), int(data["tmax"]), table, ids)
 
     def overlaps(self, lo: int, hi: int) -> bool:
         return self.tmin <= hi and lo <= self.tmax
@@ -75,6 +98,41 @@ class Segment:
 
     def column_names(self) -> list[str]:
         return pq.read_schema(self.path).names
+
+
+class IdBloom:
+    """A bloom filter over the trace IDs of a segment (10 bits per distinct ID, 4 probes, ~1 % false
+    hits), kept in memory and in the manifest: a trace lookup opens only the segments that may hold it."""
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        self.data = bytearray(data)
+        self.bits = len(self.data) * 8
+
+    @classmethod
+    def empty(cls, distinct: int) -> IdBloom:
+        return cls(bytearray(max(64, (distinct * ID_BITS_PER_VALUE + 7) // 8)))
+
+    @classmethod
+    def of(cls, values: Iterable[str | None], distinct: int) -> IdBloom:
+        bloom = cls.empty(distinct)
+        bloom.add(values)
+        return bloom
+
+    def _probes(self, value: str) -> list[int]:
+        raw = value.encode()
+        h1, h2 = zlib.crc32(raw), zlib.adler32(raw) | 1
+        return [(h1 + k * h2) % self.bits for k in range(_ID_PROBES)]
+
+    def add(self, values: Iterable[str | None]) -> None:
+        data = self.data
+        for value in values:
+            if value is not None:
+                for p in self._probes(value):
+                    data[p >> 3] |= 1 << (p & 7)
+
+    def may_hold(self, value: str) -> bool:
+        data = self.data
+        return all(data[p >> 3] >> (p & 7) & 1 for p in self._probes(value))
 
 
 def _as_int64(times: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -115,10 +173,57 @@ def partition(time: int, unit_ns: int) -> int:
     return abs(time) // per * (1 if time >= 0 else -1)
 
 
+def summarise(rows: pa.Table, tags: list[str]) -> pa.Table:
+    """The distinct combinations of a segment's few-valued tags: what SHOW TAG VALUES reads instead of the
+    rows (CnosDB answers it from its series index).  Tags are taken fewest values first while a tag has at
+    most `SUMMARY_TAG_VALUES` values and the combinations stay within `SUMMARY_ROWS`; trace and span IDs
+    never are, a service, span name or kind usually is."""
+    counts = sorted((pc.count_distinct(rows.column(t), mode="all").as_py(), t) for t in tags)
+    chosen: list[str] = []
+    combos = pa.table({})
+    for n, tag in counts:
+        if n > SUMMARY_TAG_VALUES:
+            break
+        trial = rows.select([*chosen, tag]).group_by([*chosen, tag], use_threads=False).aggregate([])
+        if trial.num_rows > SUMMARY_ROWS:
+            break
+        chosen.append(tag)
+        combos = trial
+    return combos
+
+
+def merge_summaries(segments: list[Segment]) -> pa.Table | None:
+    """The summary of a segment merged from `segments`: their tags in common, combined."""
+    summaries = [s.summary for s in segments if s.summary is not None]
+    if len(summaries) < len(segments):
+        return None
+    common = [t for t in summaries[0].column_names if all(t in s.column_names for s in summaries)]
+    parts = [s.select(common) for s in summaries]
+    return pa.concat_tables(parts).group_by(common, use_threads=False).aggregate([]) if common else None
+
+
+def trace_tag(tags: list[str]) -> str | None:
+    """The trace-ID tag of a table in CnosDB's trace layout (a tag named `*trace_id`), if any."""
+    return next((t for t in tags if t.endswith("trace_id")), None)
+
+
+def service_tag(tags: list[str]) -> str | None:
+    """The service tag of a table in CnosDB's trace layout (`service` or `*service.name`), if any."""
+    return next((t for t in tags if t == "service" or t.endswith("service.name")), None)
+
+
+def plain(tags: list[str], summary: pa.Table | None) -> list[str]:
+    """Tags written without a dictionary: those with about a value per row (span IDs), which `summarise`
+    left out; the trace ID (a few rows each) keeps one.  Measured: 45 instead of 49 B/span."""
+    if summary is None:
+        return []
+    return [t for t in tags if t not in summary.column_names and t != trace_tag(tags)]
+
+
 def sort_key(tags: list[str]) -> list[tuple[str, str]]:
     """The order rows take within a segment (module docstring)."""
-    trace = [t for t in tags if t.endswith("trace_id")]
-    return [(t, "ascending") for t in trace[:1]] + [("time", "ascending")]
+    keys = [t for t in (service_tag(tags), trace_tag(tags)) if t is not None]
+    return [(t, "ascending") for t in keys] + [("time", "ascending")]
 
 
 def write(directory: Path, rows: pa.Table, tags: list[str], unit_ns: int) -> list[Segment]:
@@ -136,12 +241,18 @@ def write(directory: Path, rows: pa.Table, tags: list[str], unit_ns: int) -> lis
 
 
 def _write_one(directory: Path, rows: pa.Table, tags: list[str]) -> Segment:
+    summary = summarise(rows, tags)
+    trace = trace_tag(tags)
+    ids = None
+    if trace is not None:
+        distinct = pc.unique(rows.column(trace))
+        ids = IdBloom.of(distinct.to_pylist(), len(distinct))
     keys = [k for k in sort_key(tags) if k[0] in rows.column_names]
     rows = rows.take(pc.sort_indices(rows, sort_keys=keys))
     keep = [n for n in rows.column_names if n == "time" or rows.column(n).null_count < rows.num_rows
             or n.startswith("__")]
     rows = rows.select(keep)
     path = directory / storage.new_segment_name()
-    storage.write_segment(path, rows.schema, rows.to_batches(), ROW_GROUP_ROWS, PAGE_ROWS)
+    storage.write_segment(path, rows.schema, rows.to_batches(), ROW_GROUP_ROWS, PAGE_ROWS, plain(tags, summary))
     lo, hi = pc.min_max(rows.column("time").cast(pa.int64())).values()
-    return Segment(path, rows.num_rows, lo.as_py(), hi.as_py())
+    return Segment(path, rows.num_rows, lo.as_py(), hi.as_py(), summary, ids)

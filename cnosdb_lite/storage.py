@@ -151,13 +151,15 @@ def make_dirs(directory: Path) -> None:
 
 
 def write_segment(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch], row_group_rows: int,
-                  page_rows: int) -> None:
-    """Write `batches` (streamed, row groups of `row_group_rows`), fsync and rename into place, then fsync
-    the directory: durable before the manifest names it."""
+                  page_rows: int, plain: Iterable[str] = ()) -> None:
+    """Write `batches` (streamed, row groups of `row_group_rows`; columns `plain` without a dictionary),
+    fsync and rename into place, then fsync the directory: durable before the manifest names it."""
     make_dirs(path.parent)
     tmp = path.with_suffix(".tmp")
-    with pq.ParquetWriter(tmp, schema, compression="zstd", max_rows_per_page=page_rows, write_page_index=True,
-                          write_page_checksum=True) as writer:
+    plain = set(plain)
+    dictionary = [n for n in schema.names if n not in plain]
+    with pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=3, max_rows_per_page=page_rows,
+                          write_page_index=True, write_page_checksum=True, use_dictionary=dictionary) as writer:
         pending: list[pa.RecordBatch] = []
         rows = 0
         for batch in batches:

@@ -51,6 +51,7 @@ class Table:
         self.version = 0
         self.writes = 0                          # writes (and INSERTs) applied, counted across restarts
         self.born: dict[str, int] = {}           # column -> the write that added it, for columns added since
+        self._summary: tuple[tuple[int, tuple[str, ...]], pa.Table] | None = None   # tag_summary's cache
 
     # -- schema -------------------------------------------------------------------------------------------
     @property
@@ -246,6 +247,24 @@ class Table:
             yield pa.Table.from_batches([conform(segment.read([c for c in columns if c in present]), schema)])
         for batch in memtable:
             yield pa.Table.from_batches([batch.select(columns)])
+
+    def tag_summary(self, tags: list[str]) -> pa.Table | None:
+        """The distinct combinations of `tags` over all rows, from the segments' summaries and the memtable
+        (module `segments`); None when a segment's summary does not cover them."""
+        if self._summary is not None and self._summary[0] == (self.version, tuple(tags)):
+            return self._summary[1]
+        parts = []
+        for segment in self.segments:
+            if segment.summary is None or not all(t in segment.summary.column_names for t in tags):
+                return None
+            parts.append(segment.summary.select(tags))
+        schema = pa.schema([(t, pa.string()) for t in tags])
+        mem = pa.Table.from_batches(self.memtable_batches(), self.schema).select(tags)
+        parts.append(mem.group_by(tags, use_threads=False).aggregate([]) if tags else mem)
+        combined = pa.concat_tables([p.cast(schema) for p in parts])
+        out = combined.group_by(tags, use_threads=False).aggregate([]).select(tags) if tags else combined
+        self._summary = ((self.version, tuple(tags)), out)
+        return out
 
     @property
     def num_rows(self) -> int:
