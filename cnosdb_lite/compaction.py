@@ -90,13 +90,23 @@ def merge(inputs: list[Segment], schema: pa.Schema, tags: list[str], path: Path)
     by = ", ".join(f'"{k}" ASC NULLS LAST' for k in keys)
     stream = ctx.sql(f"SELECT * FROM ({union}) ORDER BY {by}").execute_stream()
     trace = seg.trace_tag(tags)
-    distinct = sum(s.ids.bits // seg.ID_BITS_PER_VALUE if s.ids is not None else s.rows for s in inputs)
-    ids = seg.IdBloom.empty(distinct) if trace in present else None
-    stats = _Stats(ids=ids, trace=trace)
+    ids = _trace_index(inputs) if trace in present else None
+    stats = _Stats(ids=ids, trace=trace, service=seg.service_tag(tags) if seg.service_tag(tags) in present else None)
     summary = seg.merge_summaries(inputs)
     storage.write_segment(path, schema, stats.track(stream, schema), seg.ROW_GROUP_ROWS, seg.PAGE_ROWS,
                           seg.plain(tags, summary))
     return Segment(path, stats.rows, stats.tmin, stats.tmax, summary, ids)
+
+
+def _trace_index(inputs: list[Segment]) -> seg.TraceIndex | None:
+    """An empty index for the merge of `inputs`, each service's bloom sized for their IDs together."""
+    sizes: dict[str, int] = {}
+    for segment in inputs:
+        if segment.ids is None:
+            return None
+        for key, bloom in segment.ids.blooms.items():
+            sizes[key] = sizes.get(key, 0) + bloom.capacity(seg.IdBloom.SERVICE)
+    return seg.TraceIndex.empty(sizes)
 
 
 @dataclass
@@ -104,8 +114,9 @@ class _Stats:
     rows: int = 0
     tmin: int = 2**63 - 1
     tmax: int = -(2**63)
-    ids: seg.IdBloom | None = None
+    ids: seg.TraceIndex | None = None
     trace: str | None = None
+    service: str | None = None
 
     def track(self, stream: RecordBatchStream, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         for item in stream:
@@ -118,7 +129,7 @@ class _Stats:
             self.tmin, self.tmax = min(self.tmin, lo.as_py()), max(self.tmax, hi.as_py())
             self.rows += batch.num_rows
             if self.ids is not None and self.trace is not None:
-                self.ids.add(pc.unique(batch.column(self.trace)).to_pylist())
+                self.ids.add(seg.TraceIndex.pairs(batch, self.service, self.trace))
             yield batch
 
 

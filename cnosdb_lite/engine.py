@@ -159,6 +159,7 @@ class Engine:
         self.expire(self.now_ns())
         if loaded.damaged:                     # make the directory consistent again (recovery docstring)
             self.checkpoint()
+        pa.default_memory_pool().release_unused()    # what verifying new segments and replay read
 
     # -- public API ---------------------------------------------------------------------------------------
     def write_lines(self, tenant: str, database: str, text: str, precision: str = "ns") -> None:
@@ -321,6 +322,7 @@ class Engine:
                 self._contexts[(tenant, database)].register_view(view, table, self.quirks, keep)
                 changes += [(r.start, r.end, quote_ident(view) + ("" if r.alias else f" AS {quote_ident(r.name)}"))
                             for r in refs]
+                changes += _service_hint(pushdown.selects(tokens), table, keep)
             text = quirks_apply(sql, changes)
             reads = self._accountant.plan_select(tokens, tables) if self.scan_accounting else None
         try:
@@ -412,6 +414,7 @@ class Engine:
                 referenced |= storage.segment_paths(self.data_dir, previous)
             referenced |= self._pending
             storage.remove_unreferenced(self.data_dir, referenced)
+        pa.default_memory_pool().release_unused()    # the flushed memtables' memory, back to the system
         if self._compactor is not None:
             self._compactor.nudge()
 
@@ -476,6 +479,45 @@ def _narrowed(tokens: list[Token], tables: dict[str, Table]
     if len(keep) == len(table.segments):
         return None
     return table, keep, refs
+
+
+def _service_hint(found: list[pushdown.Select], table: Table, keep: list[Segment]) -> list[tuple[int, int, str]]:
+    """Edits that add to every SELECT pinning the trace ID the services those traces may have (from the
+    segments' `TraceIndex` and the memtable's rows): true for every row the statement can return, and it
+    lets the scan prune to those services' rows of segments sorted by service (module `segments`)."""
+    tags = table.tags()
+    service, trace = segments.service_tag(tags), segments.trace_tag(tags)
+    if service is None or trace is None:
+        return []
+    targets: list[tuple[pushdown.Select, list[pushdown.TableRef]]] = []
+    values: set[str] = set()
+    for select in found:
+        refs = [ref for ref in select.tables if _pins(select, ref, table).get(trace)]
+        for ref in refs:
+            values.update(_pins(select, ref, table)[trace])
+        if refs:
+            targets.append((select, refs))
+    keys: set[str] = set()
+    for segment in keep:
+        if segment.ids is None:
+            return []
+        keys |= segment.ids.services(values)
+    wanted = pa.array(sorted(values), pa.string())
+    for batch in table.memtable_batches():
+        rows = batch.filter(pc.is_in(batch.column(trace), value_set=wanted))
+        keys |= {segments.NO_SERVICE if v is None else v for v in pc.unique(rows.column(service)).to_pylist()}
+    names = ", ".join("'" + k.replace("'", "''") + "'" for k in sorted(keys - {segments.NO_SERVICE}))
+    edits = []
+    for select, refs in targets:
+        conditions = []
+        for ref in refs:
+            column = (quote_ident(ref.qualifier) + "." if len(select.tables) > 1 else "") + quote_ident(service)
+            parts = [f"{column} IN ({names})"] if names else []
+            parts += [f"{column} IS NULL"] if segments.NO_SERVICE in keys else []
+            conditions.append(f"({' OR '.join(parts)})" if parts else "FALSE")
+        first, last = select.where[0].start, select.where[-1].end
+        edits += [(first, first, "("), (last, last, ") AND " + " AND ".join(conditions))]
+    return edits
 
 
 def _pins(select: pushdown.Select, ref: pushdown.TableRef, table: Table) -> dict[str, tuple[str, ...]]:

@@ -104,7 +104,10 @@ def test_show_tag_values_from_summaries_matches_the_rows(disk: Engine) -> None:
 
 def test_a_statement_pinned_to_traces_reads_the_right_rows(disk: Engine) -> None:
     for first in range(0, 40, 10):
-        _spans(disk, first, 10)
+        for t in range(first, first + 10):
+            _spans(disk, t, 1, f"svc{t % 3}")
+        disk.execute("cnosdb", "public", f"INSERT INTO m (time, trace_id, span_id, d) VALUES ({first * 1000 + 7}, "
+                                         f"'t{first + 2}', 'orphan', 1)")       # a span without a service
         disk.checkpoint()
     _spans(disk, 40, 3)
     statements = [
@@ -116,6 +119,8 @@ def test_a_statement_pinned_to_traces_reads_the_right_rows(disk: Engine) -> None
         "SELECT c.trace_id, count(*) AS n FROM m AS c JOIN m AS p ON c.trace_id = p.trace_id AND c.d = p.d + 1 "
         "WHERE c.trace_id IN ('t7', 't30') AND p.trace_id IN ('t7', 't30') GROUP BY c.trace_id ORDER BY 1",
         "SELECT m.span_id FROM m WHERE m.trace_id = 't20' AND m.d > 201 ORDER BY 1",
+        "SELECT span_id, service FROM m WHERE trace_id = 't22' OR trace_id = 't41' ORDER BY 1",
+        "SELECT trace_id, count(*) AS n FROM m WHERE trace_id IN ('t2', 't12') AND d >= 0 GROUP BY 1 ORDER BY 1",
     ]
     narrowed = [q(disk, sql) for sql in statements]
     disk.checkpoint()
@@ -123,9 +128,11 @@ def test_a_statement_pinned_to_traces_reads_the_right_rows(disk: Engine) -> None
         segment.ids = None
         segment.summary = None
     assert [q(disk, sql) for sql in statements] == narrowed
-    assert narrowed[0] == [{"trace_id": "t12", "span_id": f"s12_{k}"} for k in range(4)]
+    assert narrowed[0] == [{"trace_id": "t12", "span_id": s} for s in ["orphan", "s12_0", "s12_1", "s12_2", "s12_3"]]
     assert [r["n"] for r in narrowed[1]] == [4, 4, 4]
     assert [r["n"] for r in narrowed[3]] == [3, 3]
+    assert [r["service"] for r in narrowed[5]] == [None] + ["svc1"] * 4 + ["a"] * 4
+    assert [r["n"] for r in narrowed[6]] == [5, 5]
 
 
 def test_open_reads_segment_metadata_not_rows(tmp_path: Path, clock: Clock) -> None:
