@@ -37,6 +37,7 @@ from .table import Table
 log = logging.getLogger("cnosdb_lite")
 
 FANIN = 4
+TIER_BASE_ROWS = 65_536
 MAX_ROWS = 16 << 20
 MERGE_MEMORY = 64 << 20         # DataFusion's memory pool for a merge (it spills beyond)
 IDLE_WAKEUP_S = 30.0
@@ -44,7 +45,7 @@ IDLE_WAKEUP_S = 30.0
 
 def tier(rows: int) -> int:
     """0 below 64 k rows, then one tier per factor of 4."""
-    return ((rows // seg.ROW_GROUP_ROWS).bit_length() + 1) // 2
+    return ((rows // TIER_BASE_ROWS).bit_length() + 1) // 2
 
 
 def pick(table: Table, unit_ns: int) -> list[Segment] | None:

@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from . import storage
 
 PARTITION_NS = 86_400 * 10**9
-ROW_GROUP_ROWS = 65_536
+ROW_GROUP_ROWS = 16_384
 PAGE_ROWS = 2_048
 SORT_BY_SERVICE = True         # measured both ways (module docstring); a switch for the benchmark
 SUMMARY_TAG_VALUES = 1_024

@@ -58,9 +58,16 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
 # written again (upserts across segments).  The child says when it is inside a flush or a merge
 # (`HOLD_AT`), after the segment file is written and before the manifest names it, and waits there.
 BUSY_WRITER = textwrap.dedent("""
-    import sys, time
+    import sys, threading, time
     from cnosdb_lite import compaction, engine, storage
     compaction.FANIN = 2
+    out = threading.Lock()                # the merge thread and the writer print whole lines
+
+    def say(text):
+        with out:
+            sys.stdout.write(f"{text}\\n")
+            sys.stdout.flush()
+
     hold_at, hold_after = sys.argv[2], int(sys.argv[3])
     real_write = storage.write_segment
     acked = -1
@@ -69,7 +76,7 @@ BUSY_WRITER = textwrap.dedent("""
         real_write(path, *args, **kwargs)
         merging = compaction.threading.current_thread().name == "cnosdb-lite-compactor"
         if acked >= hold_after and hold_at == ("merge" if merging else "flush"):
-            print(hold_at, flush=True)
+            say(hold_at)
             time.sleep(60)
 
     storage.write_segment = write_segment
@@ -80,7 +87,7 @@ BUSY_WRITER = textwrap.dedent("""
         e.write_lines("cnosdb", "public", "\\n".join(f"m,w=w{key},trace_id=t{j % 7} n={i}i,j={j}i {key * 1000 + j}"
                                                       for j in range(100)))
         acked = i
-        print(i, flush=True)
+        say(i)
         i += 1
 """)
 
