@@ -3,9 +3,10 @@
 Concurrency: one lock guards the catalog, the tables and the WAL append; DataFusion runs outside it (it
 releases the GIL), on per-database SessionContexts whose tables are re-registered only when they changed.
 A write is parsed outside the lock, validated and applied under it, logged, and acknowledged after the WAL
-fsync (group commit, `storage.Wal.sync`).  Memory: all rows are kept as Arrow batches, plus a string-view
-copy of their string columns for queries (measured peak: 1.6 GB at 1 M span rows of the plugin's table,
-6.2 GB at 5 M 30-column rows); this is a lite engine for one host, not a cluster.
+fsync (group commit, `storage.Wal.sync`).  Memory: recent writes in memtables, flushed (a checkpoint) into
+Parquet segments on disk beyond `memtable_bytes`; each table is a view over its segments and memtable
+(module `segments`; docs/cnosdb-lite.md "Storage layout"), compacted in the background (`compaction`).
+This is a lite engine for one host, not a cluster.
 """
 
 from __future__ import annotations

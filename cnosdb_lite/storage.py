@@ -1,23 +1,27 @@
 """Durability: a write-ahead log with group commit, Parquet segments, and a manifest that ties them together.
 
 Layout under `data_dir`:
-- `manifest.json`: catalog (tenants, databases, options, table schemas) and, per table, the Parquet files
-  that hold its sealed chunks, plus `wal_gen`, the first WAL generation not contained in those files.
+- `manifest.json`: catalog (tenants, databases, options, table schemas) and, per table, its Parquet segments
+  with their metadata (rows, time range, tag summary, trace-ID bloom filters: module `segments`), plus
+  `wal_gen`, the first WAL generation not contained in those files.
   Replaced atomically (write, fsync, rename, fsync dir), so it always describes a complete state.
 - `wal/<gen>.log`: records `[u32 length][u32 crc32][header JSON \\n body]`, one per acknowledged write or
   statement.  Writers append under the engine lock and then call `sync(offset)`: whoever fsyncs first covers
   every record appended before it (group commit), so concurrent writers share fsyncs.  A torn tail after a
   crash fails its length/CRC check and is ignored (it was never acknowledged).
-- `<tenant>/<db>/<table>/<id>.parquet`: zstd Parquet, one file per chunk (≤ 64 k rows, sorted by time).
-  Names are percent-encoded so that any table name (CnosDB's trace columns contain `/`) is a safe path.
+- `<tenant>/<db>/<table>/<id>.parquet`: immutable segments (module `segments`: one time partition each,
+  sorted, page index, page checksums).  Names are percent-encoded so that any table name (CnosDB's trace
+  columns contain `/`) is a safe path.
 - `manifest.prev.json`: the manifest the last checkpoint replaced.  Its Parquet files and the WAL from its
   `wal_gen` on are kept until the next checkpoint, so a segment the last checkpoint wrote that turns out
   lost or torn can be rebuilt (module `recovery`).
 - `LOCK`: the data directory's owner (module `lock`).
-A checkpoint seals every memtable, writes the chunks not yet on disk (file and directory fsynced, pages
-checksummed), commits a manifest with a new WAL generation, and then deletes the WAL files and Parquet files
-that neither the new nor the previous manifest needs.  Recovery loads the manifest, reads the Parquet files,
-and replays the WAL generations from `wal_gen` on.
+A checkpoint flushes every memtable into new segments (file and directory fsynced), commits a manifest with
+a new WAL generation, and then deletes the WAL files and Parquet files that neither the new nor the previous
+manifest needs (nor a merge in progress).  Segments replaced between checkpoints (upsert, DELETE, TTL,
+compaction) are new files too, so the committed manifest always names intact ones.  Recovery loads the
+manifest, checks the segments' footers (reading the last checkpoint's new segments whole), and replays
+the WAL generations from `wal_gen` on.
 """
 
 from __future__ import annotations
