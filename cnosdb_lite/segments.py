@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import itertools
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,8 +95,12 @@ class Segment:
             self._bloom = _Bloom(_as_int64(pq.read_table(self.path, columns=["time"]).column("time")), self.rows)
         return self._bloom.test(times)
 
-    def read(self, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(self.path, columns=columns)
+    def read(self, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pa.Table:
+        return pq.read_table(self.path, columns=columns, filters=filter)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The rows, a row group's worth at a time."""
+        yield from pq.ParquetFile(self.path).iter_batches(batch_size=ROW_GROUP_ROWS)
 
     def column_names(self) -> list[str]:
         return pq.read_schema(self.path).names
@@ -312,6 +316,40 @@ def write(directory: Path, rows: pa.Table, tags: list[str], unit_ns: int) -> lis
         return [_write_one(directory, rows, tags)]
     parts = pc.divide(times, per)              # integer division (toward zero: day -1 and 0 share a file)
     return [_write_one(directory, rows.filter(pc.equal(parts, part)), tags) for part in pc.unique(parts)]
+
+
+def write_filtered(segment: Segment, parts: Iterable[pa.Table], tags: list[str]) -> list[Segment]:
+    """What is left of `segment` (its rows minus some, as `parts` in the table's schema and the segment's
+    order), streamed into a new segment with the same columns; none if nothing is left.  The summary is
+    recomputed over the same tags; the trace index is kept (a superset only costs a false hit)."""
+    schema = pq.read_schema(segment.path)
+    summary_tags = segment.summary.column_names if segment.summary is not None else None
+    combos: list[pa.Table] = []
+    stats = {"rows": 0, "tmin": 2**63 - 1, "tmax": -(2**63)}
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for part in parts:
+            if not part.num_rows:
+                continue
+            if summary_tags is not None:
+                combos.append(part.select(summary_tags).group_by(summary_tags, use_threads=False).aggregate([]))
+            lo, hi = pc.min_max(part.column("time").cast(pa.int64())).values()
+            stats.update(rows=stats["rows"] + part.num_rows, tmin=min(stats["tmin"], lo.as_py()),
+                         tmax=max(stats["tmax"], hi.as_py()))
+            yield from part.select(schema.names).cast(schema).to_batches()
+
+    path = segment.path.parent / storage.new_segment_name()
+    storage.write_segment(path, schema, batches(), ROW_GROUP_ROWS, PAGE_ROWS, plain(tags, segment.summary))
+    if not stats["rows"]:
+        path.unlink()
+        return []
+    summary = None
+    if summary_tags:
+        summary = pa.concat_tables(combos).group_by(summary_tags, use_threads=False).aggregate([])
+        summary = summary.select(summary_tags)
+    elif summary_tags is not None:
+        summary = pa.table({})
+    return [Segment(path, stats["rows"], stats["tmin"], stats["tmax"], summary, segment.ids)]
 
 
 def _write_one(directory: Path, rows: pa.Table, tags: list[str]) -> Segment:

@@ -140,23 +140,43 @@ class Table:
             maybe = segment.may_hold(times)
             if not any(maybe):
                 continue
-            stored = conform(segment.read(), self.schema)
-            mask = pc.is_in(stored.column("time"), value_set=batch.column("time").filter(pa.array(maybe)))
-            candidates = stored.filter(mask)
+            wanted = batch.column("time").filter(pa.array(maybe))
+            candidates = conform(segment.read(filter=pc.field("time").isin(wanted)), self.schema)
             old_keys = self._keys(candidates)
-            if not set(old_keys) & set(keys):
+            hit = set(old_keys) & set(keys)
+            if not hit:
                 continue
-            batch, kept = _merge_rows(batch, keys, candidates, old_keys)
+            batch, _ = _merge_rows(batch, keys, candidates, old_keys)
             keys = self._keys(batch)
-            rest = pa.Table.from_batches([stored.filter(pc.invert(mask)), kept], self.schema)
-            self._replace(segment, rest)
+            self._filter_segment(segment, self._without(hit, candidates.column("time")))
         return batch, keys
 
-    def _replace(self, segment: Segment, rows: pa.Table) -> None:
-        """Swap a segment for one holding `rows` (none: the segment goes)."""
+    def _without(self, hit: set[str], times: pa.Array) -> Callable[[pa.Table], pa.Table]:
+        """A `keep` for `_filter_segment`: the rows whose key is not in `hit` (their times are in `times`)."""
+        def keep(rows: pa.Table) -> pa.Table:
+            at = pc.indices_nonzero(pc.is_in(rows.column("time"), value_set=times)).to_pylist()
+            if not at:
+                return rows
+            drop = {i for i, key in zip(at, self._keys(rows.take(at)), strict=True) if key in hit}
+            return rows.filter(pa.array([i not in drop for i in range(rows.num_rows)])) if drop else rows
+        return keep
+
+    def _filter_segment(self, segment: Segment, keep: Callable[[pa.Table], pa.Table]) -> bool:
+        """Replace `segment` by a copy without the rows `keep` leaves out, read and written a batch at a
+        time (memory: a batch, whatever the segment's size); False, and nothing written, if it keeps all."""
+        schema = self.schema
+
+        def parts() -> Iterator[tuple[int, pa.Table]]:
+            for batch in segment.batches():
+                rows = pa.Table.from_batches([conform(batch, schema)])
+                yield rows.num_rows, keep(rows)
+
+        if all(n == kept.num_rows for n, kept in parts()):
+            return False
         at = self.segments.index(segment)
-        self.segments[at:at + 1] = seg.write(segment.path.parent, rows, self.tags(), _unit_ns(self.time_type))
+        self.segments[at:at + 1] = seg.write_filtered(segment, (kept for _, kept in parts()), self.tags())
         self.version += 1
+        return True
 
     def replace_segments(self, old: list[Segment], new: list[Segment]) -> bool:
         """Put `new` in the place of `old` (a compaction) if `old` are all still this table's."""
@@ -195,14 +215,11 @@ class Table:
             if skip is not None and skip(segment):
                 continue
             if drop is not None and drop(segment):
-                self._replace(segment, pa.Table.from_batches([], self.schema))
+                self.segments.remove(segment)
+                self.version += 1
                 changed = True
                 continue
-            rows = conform(segment.read(), self.schema)
-            kept = keep(pa.Table.from_batches([rows]))
-            if kept.num_rows < rows.num_rows:
-                self._replace(segment, kept)
-                changed = True
+            changed = self._filter_segment(segment, keep) or changed
         if self.memtable:
             mem = self._consolidate()
             kept = keep(pa.Table.from_batches([mem]))

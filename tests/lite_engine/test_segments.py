@@ -153,3 +153,22 @@ def test_open_reads_segment_metadata_not_rows(tmp_path: Path, clock: Clock) -> N
         assert q(e, "SHOW TAG VALUES FROM m WITH KEY = service") == [{"key": "service", "value": "a"}]
     finally:
         e.close()
+
+
+def test_upsert_and_delete_rewrite_a_segment_a_batch_at_a_time(disk: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnosdb_lite import segments
+    monkeypatch.setattr(segments, "ROW_GROUP_ROWS", 64)              # many row groups, read one by one
+    _spans(disk, 0, 100, "a")
+    disk.checkpoint()
+    [segment] = _table(disk).segments
+    assert pq.ParquetFile(segment.path).metadata.num_row_groups > 4
+    disk.write_lines("cnosdb", "public", "m,trace_id=t42,span_id=s42_1,service=a,name=op1 e=7i 42001")
+    [rewritten] = _table(disk).segments
+    assert rewritten.path != segment.path and rewritten.rows == 399
+    assert q(disk, "SELECT d, e FROM m WHERE span_id = 's42_1'") == [{"d": 421, "e": 7}]
+    disk.execute("cnosdb", "public", "DELETE FROM m WHERE trace_id = 't7' OR name = 'op2'")
+    assert q(disk, "SELECT count(*) AS n FROM m") == [{"n": 400 - 100 - 3}]   # op2: 100 rows, t7: 3 more
+    assert q(disk, "SHOW TAG VALUES FROM m WITH KEY = name") == [
+        {"key": "name", "value": "op0"}, {"key": "name", "value": "op1"}]
+    disk.execute("cnosdb", "public", "DELETE FROM m WHERE service = 'a'")
+    assert _table(disk).segments == [] and q(disk, "SELECT count(*) AS n FROM m") == [{"n": 0}]
