@@ -39,7 +39,8 @@ log = logging.getLogger("cnosdb_lite")
 FANIN = 4
 TIER_BASE_ROWS = 65_536
 MAX_ROWS = 16 << 20
-MERGE_MEMORY = 64 << 20         # DataFusion's memory pool for a merge (it spills beyond)
+MERGE_MEMORY = 128 << 20        # DataFusion's memory pool for a merge: a batch of each input, and its output
+MERGE_BATCH_ROWS = 2_048
 IDLE_WAKEUP_S = 30.0
 
 
@@ -75,14 +76,19 @@ def pick(table: Table, unit_ns: int) -> list[Segment] | None:
     return None
 
 
-def merge(inputs: list[Segment], schema: pa.Schema, tags: list[str], path: Path) -> Segment:
+class Stopped(Exception):
+    """The engine is closing: a merge in progress gives up (its output file is cleaned up)."""
+
+
+def merge(inputs: list[Segment], schema: pa.Schema, tags: list[str], path: Path,
+          stopping: Callable[[], bool] = lambda: False) -> Segment:
     """One segment holding the rows of `inputs`, in segment order; the inputs are left as they are."""
     present: set[str] = set()
     for segment in inputs:
         present.update(segment.column_names())
     schema = pa.schema([f for f in schema if f.name in present])
     keys = [name for name, _ in seg.sort_key(tags) if name in present]
-    config = SessionConfig().with_target_partitions(1)
+    config = SessionConfig().with_target_partitions(1).with_batch_size(MERGE_BATCH_ROWS)
     ctx = SessionContext(config, RuntimeEnvBuilder().with_fair_spill_pool(MERGE_MEMORY).with_disk_manager_os())
     order = [[col(f'"{k}"').sort(ascending=True, nulls_first=False) for k in keys]]
     for i, segment in enumerate(inputs):
@@ -92,7 +98,8 @@ def merge(inputs: list[Segment], schema: pa.Schema, tags: list[str], path: Path)
     stream = ctx.sql(f"SELECT * FROM ({union}) ORDER BY {by}").execute_stream()
     trace = seg.trace_tag(tags)
     ids = _trace_index(inputs) if trace in present else None
-    stats = _Stats(ids=ids, trace=trace, service=seg.service_tag(tags) if seg.service_tag(tags) in present else None)
+    stats = _Stats(ids=ids, trace=trace, service=seg.service_tag(tags) if seg.service_tag(tags) in present else None,
+                   stopping=stopping)
     summary = seg.merge_summaries(inputs)
     storage.write_segment(path, schema, stats.track(stream, schema), seg.ROW_GROUP_ROWS, seg.PAGE_ROWS,
                           seg.plain(tags, summary))
@@ -118,9 +125,12 @@ class _Stats:
     ids: seg.TraceIndex | None = None
     trace: str | None = None
     service: str | None = None
+    stopping: Callable[[], bool] = lambda: False
 
     def track(self, stream: RecordBatchStream, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         for item in stream:
+            if self.stopping():
+                raise Stopped
             batch = item.to_pyarrow()
             if not batch.num_rows:
                 continue
@@ -180,7 +190,10 @@ class Compactor:
                     break
                 output = None
                 try:
-                    output = merge(job.inputs, job.schema, job.table.tags(), job.output)
+                    output = merge(job.inputs, job.schema, job.table.tags(), job.output, lambda: self._stop)
+                except Stopped:
+                    self._finish(job, None)
+                    break
                 except Exception as e:  # an input replaced and deleted meanwhile, a full disk: try later
                     log.warning("event=compaction_failed table=%s error=%r", job.table.name, e)
                     self._finish(job, None)

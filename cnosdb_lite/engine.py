@@ -437,7 +437,9 @@ class Engine:
     def _finish_compaction(self, job: compaction.Job, output: Segment | None) -> None:
         with self.lock:
             self._pending.difference_update((job.output, job.output.with_suffix(".tmp")))
-            if output is None:
+            if output is None:                 # a merge that failed or gave up: its partial file goes
+                job.output.with_suffix(".tmp").unlink(missing_ok=True)
+                job.output.unlink(missing_ok=True)
                 return
             if self._closed or not job.table.replace_segments(job.inputs, [output]):
                 output.path.unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from cnosdb_lite import Engine, compaction
+from cnosdb_lite import Engine, compaction, segments
 from cnosdb_lite.table import Table
 
 from .fake_clock import Clock
@@ -156,7 +156,6 @@ def test_open_reads_segment_metadata_not_rows(tmp_path: Path, clock: Clock) -> N
 
 
 def test_upsert_and_delete_rewrite_a_segment_a_batch_at_a_time(disk: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cnosdb_lite import segments
     monkeypatch.setattr(segments, "ROW_GROUP_ROWS", 64)              # many row groups, read one by one
     _spans(disk, 0, 100, "a")
     disk.checkpoint()
@@ -172,3 +171,35 @@ def test_upsert_and_delete_rewrite_a_segment_a_batch_at_a_time(disk: Engine, mon
         {"key": "name", "value": "op0"}, {"key": "name", "value": "op1"}]
     disk.execute("cnosdb", "public", "DELETE FROM m WHERE service = 'a'")
     assert _table(disk).segments == [] and q(disk, "SELECT count(*) AS n FROM m") == [{"n": 0}]
+
+
+def test_close_gives_up_a_merge_in_progress(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    merging = threading.Event()
+    real_track = compaction._Stats.track
+
+    def slow_track(self, stream, schema):                      # a merge that would take minutes
+        for batch in real_track(self, stream, schema):
+            merging.set()
+            time.sleep(0.5)
+            yield batch
+
+    monkeypatch.setattr(compaction, "FANIN", 2)
+    monkeypatch.setattr(compaction._Stats, "track", slow_track)
+    e = Engine(tmp_path / "data", now_ns=clock)
+    for first in (0, 2500):                                     # 20,000 rows: a merge streams 10 batches
+        _spans(e, first, 2500)
+        e.checkpoint()
+    assert merging.wait(30)
+    started = time.monotonic()
+    e.close()
+    assert time.monotonic() - started < 5
+    e = Engine(tmp_path / "data", now_ns=clock, compaction=False)
+    try:
+        assert q(e, "SELECT count(*) AS n FROM m") == [{"n": 20_000}]
+        assert len(_table(e).segments) == 2
+        assert not list((tmp_path / "data" / "cnosdb" / "public" / "m").glob("*.tmp"))
+    finally:
+        e.close()
