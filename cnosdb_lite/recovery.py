@@ -28,6 +28,7 @@ from .segments import Segment
 from .table import Table
 
 log = logging.getLogger("cnosdb_lite")
+VERIFY_ROWS = 1 << 20      # a new segment up to this size is read whole at start-up (a flush's, not a merge's)
 
 Tenants = dict[str, dict[str, Database]]
 
@@ -77,8 +78,9 @@ def build(data_dir: Path, manifest: storage.JsonObject, previous: storage.JsonOb
     """The tenants `manifest` describes, and its segments that could not be read (path -> error).
 
     Start-up reads metadata, not rows: each segment's footer is checked, and only the segments `previous`
-    does not name (those the last checkpoint wrote, which a crash or a lying disk can tear) are read whole
-    with their page checksums verified."""
+    does not name (those the last checkpoint wrote, which a crash or a lying disk can tear) of up to
+    `VERIFY_ROWS` rows (a flush's; not a large merge's, which would make opening take seconds) are read
+    whole, a row group at a time, with their page checksums verified."""
     tenants: Tenants = {}
     bad: dict[Path, str] = {}
     older = storage.segment_paths(data_dir, previous) if previous is not None else set()
@@ -95,7 +97,8 @@ def build(data_dir: Path, manifest: storage.JsonObject, previous: storage.JsonOb
                 for entry in described:
                     path = directory / str(entry["file"])
                     try:
-                        storage.verify_segment(path, whole=path not in older)
+                        whole = path not in older and int(entry.get("rows", 0)) <= VERIFY_ROWS
+                        storage.verify_segment(path, whole)
                         segment = Segment.from_json(directory, entry) if "rows" in entry else _describe(path)
                     except (OSError, ValueError, pa.ArrowException) as e:
                         bad[path] = f"{type(e).__name__}: {e}"
