@@ -112,8 +112,8 @@ class Database:
         duration = self._in_unit(self.options.vnode_duration_ns)
         found: list[Bucket] = []
         for table in self.tables.values():
-            for batch in table.batches():
-                times = batch.column("time").cast(pa.int64())
+            for part in table.scan(table.segments, table.memtable, ["time"]):
+                times = part.column("time").combine_chunks().cast(pa.int64())
                 while len(times):
                     bucket = bucket_range(times[0].as_py(), duration)
                     found.append(bucket)

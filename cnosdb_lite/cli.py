@@ -29,6 +29,16 @@ def default_data_dir() -> Path:
     return clikit.default_data_dir("cnosdb-lite")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
 def _env(name: str) -> str | None:
     value = os.environ.get(ENV_PREFIX + name)
     return value if value else None
@@ -113,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"[env {ENV_PREFIX}QUIRKS=true]",
     )
     parser.add_argument(
+        "--memtable-size",
+        metavar="MIB",
+        type=_positive_int,
+        default=_env("MEMTABLE_SIZE") or "64",          # a string default goes through `type` too
+        help=f"MiB of recent writes kept in memory before they are flushed to Parquet segments on disk "
+        f"[env {ENV_PREFIX}MEMTABLE_SIZE]",
+    )
+    parser.add_argument(
         "--log-level",
         choices=clikit.LOG_LEVELS,
         default=(_env("LOG_LEVEL") or DEFAULT_LOG_LEVEL).lower(),
@@ -128,7 +146,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
     data_dir: Path = args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    engine = await asyncio.to_thread(Engine, str(data_dir), quirks=args.quirks)
+    engine = await asyncio.to_thread(Engine, str(data_dir), quirks=args.quirks,
+                                     memtable_bytes=args.memtable_size << 20)
     try:
         host, port = args.http_addr
         server = await start_server(

@@ -3,13 +3,15 @@
 Concurrency: one lock guards the catalog, the tables and the WAL append; DataFusion runs outside it (it
 releases the GIL), on per-database SessionContexts whose tables are re-registered only when they changed.
 A write is parsed outside the lock, validated and applied under it, logged, and acknowledged after the WAL
-fsync (group commit, `storage.Wal.sync`).  Memory: all rows are kept as Arrow batches, plus a string-view
-copy of their string columns for queries (measured peak: 1.6 GB at 1 M span rows of the plugin's table,
-6.2 GB at 5 M 30-column rows); this is a lite engine for one host, not a cluster.
+fsync (group commit, `storage.Wal.sync`).  Memory: recent writes in memtables, flushed (a checkpoint) into
+Parquet segments on disk beyond `memtable_bytes`; each table is a view over its segments and memtable
+(module `segments`; docs/cnosdb-lite.md "Storage layout"), compacted in the background (`compaction`).
+This is a lite engine for one host, not a cluster.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -23,25 +25,35 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionConfig, SessionContext, SQLOptions
 
-from . import ddl, errors, line_protocol, lp_exact, pushdown, recovery, show_tags, storage
+from . import compaction, ddl, errors, line_protocol, lp_exact, pushdown, recovery, segments, show_tags, storage
 from .catalog import NS_PER, Database
+from .compaction import Compactor
 from .line_protocol import LpTable
 from .lock import DataDirLock
+from .quirks import apply as quirks_apply
+from .quirks import edits as quirks_edits
 from .quirks import from_env as quirks_from_env
-from .quirks import rewrite as quirks_rewrite
 from .scan import Accountant, ScanReport
-from .sql_text import Token, single_statement
+from .segments import Segment
+from .sql_text import Token, quote_ident, single_statement
 from .statements import run_command
-from .table import TAG, WRITE_COL, Table, conform, query_view
+from .table import TAG, WRITE_COL, Table, conform
 
 CHECKPOINT_WAL_BYTES = 64 << 20
+MEMTABLE_BYTES = 64 << 20      # all memtables together are flushed to segments beyond this many bytes
 EXPIRE_EVERY_NS = 10 * 10**9
+_PARQUET_OPTIONS = {"datafusion.execution.parquet.pushdown_filters": "true",
+                    "datafusion.execution.parquet.reorder_filters": "true",
+                    "datafusion.execution.parquet.enable_page_index": "true",
+                    "datafusion.execution.parquet.bloom_filter_on_read": "true",
+                    "datafusion.optimizer.repartition_file_scans": "false"}   # a segment is opened once
 _QUERY_OPTIONS = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
 _TABLE_NOT_FOUND = re.compile(r"^Error during planning: table '([^']*)' not found$")
 _PARSER_ERROR = re.compile(r'^SQL error: ParserError\("(.*)"\)$', re.DOTALL)
 _HIDDEN_FIELD = re.compile(r",? [^\s,]*" + re.escape(WRITE_COL))
 COUNT_STAR = "COUNT(UInt8(1))"          # how CnosDB's DataFusion 27 names an unaliased count(*)
 SCAN_LOG_SIZE = 1000
+_views = itertools.count(1)
 _LOGGED = (ddl.CreateDatabase, ddl.AlterDatabase, ddl.DropDatabase, ddl.CreateTable, ddl.DropTable,
            ddl.Delete, ddl.Insert)
 
@@ -51,8 +63,51 @@ class _Context:
 
     def __init__(self) -> None:
         config = SessionConfig().with_target_partitions(min(4, os.cpu_count() or 1))
+        for key, value in _PARQUET_OPTIONS.items():
+            config = config.set(key, value)
         self.ctx = SessionContext(config)
         self.versions: dict[str, tuple[int, int]] = {}
+        self._parts: dict[str, set[str]] = {}                    # table -> registered segment tables
+        self._schemas: dict[str, pa.Schema] = {}
+
+    def register(self, name: str, table: Table, hidden: bool) -> None:
+        """Register `table`'s segments and memtable, and view `name` of them all."""
+        schema = table.schema
+        parts = self._parts.setdefault(name, set())
+        known = self._schemas.get(name)
+        if known is None or not schema.equals(known):
+            for part in parts:
+                self.ctx.deregister_table(part)
+            parts.clear()
+            self._schemas[name] = schema
+        wanted = {f"__seg_{s.id}": s for s in table.segments}
+        for part in parts - set(wanted):
+            self.ctx.deregister_table(part)
+        for part in set(wanted) - parts:
+            self.ctx.register_parquet(part, str(wanted[part].path), schema=schema, skip_metadata=False)
+        self._parts[name] = set(wanted)
+        mem = f"__mem_{id(table)}"
+        if self.ctx.table_exist(mem):
+            self.ctx.deregister_table(mem)
+        batches = table.memtable_batches() or [pa.RecordBatch.from_pylist([], schema=schema)]
+        self.ctx.register_record_batches(mem, [batches])
+        self.register_view(name, table, hidden, table.segments)
+
+    def register_view(self, name: str, table: Table, hidden: bool, segments: list[Segment]) -> None:
+        """View `name`: the UNION ALL of `segments` (registered by `register`) and the memtable."""
+        columns = ", ".join(quote_ident(c) for c in table.schema.names if hidden or c != WRITE_COL)
+        parts = [f"__seg_{s.id}" for s in segments] + [f"__mem_{id(table)}"]
+        if self.ctx.table_exist(name):
+            self.ctx.deregister_table(name)
+        self.ctx.register_view(name, self.ctx.sql(" UNION ALL ".join(f"SELECT {columns} FROM {quote_ident(p)}"
+                                                                      for p in parts)))
+
+    def drop(self, name: str) -> None:
+        for part in self._parts.pop(name, set()):
+            self.ctx.deregister_table(part)
+        self._schemas.pop(name, None)
+        self.ctx.deregister_table(name)
+        del self.versions[name]
 
 
 class Engine:
@@ -61,7 +116,11 @@ class Engine:
     `scans` (module `scan`; None: on in quirks mode)."""
 
     def __init__(self, data_dir: str | os.PathLike, *, now_ns: Callable[[], int] = time.time_ns,
-                 quirks: bool | None = None, scan_accounting: bool | None = None) -> None:
+                 quirks: bool | None = None, scan_accounting: bool | None = None,
+                 memtable_bytes: int = MEMTABLE_BYTES, compaction: bool = True) -> None:
+        self.memtable_bytes = memtable_bytes
+        self._compactor: Compactor | None = None
+        self._pending: set[Path] = set()       # compaction outputs being written: kept from cleanup
         self.quirks = quirks_from_env() if quirks is None else quirks
         self.scan_accounting = self.quirks if scan_accounting is None else scan_accounting
         self.scans: deque[ScanReport] = deque(maxlen=SCAN_LOG_SIZE)
@@ -80,6 +139,9 @@ class Engine:
         except BaseException:
             self._dir_lock.release()
             raise
+        self._compactor = Compactor(self._next_compaction, self._finish_compaction) if compaction else None
+        if self._compactor is not None:
+            self._compactor.nudge()
 
     def _open(self) -> None:
         """Load the last checkpoint (module `recovery`), replay the WAL after it, open the WAL for writes."""
@@ -95,9 +157,10 @@ class Engine:
             for db in dbs.values():
                 for table in db.tables.values():
                     table.born.clear()
-        self._expire(self.now_ns())
+        self.expire(self.now_ns())
         if loaded.damaged:                     # make the directory consistent again (recovery docstring)
             self.checkpoint()
+        pa.default_memory_pool().release_unused()    # what verifying new segments and replay read
 
     # -- public API ---------------------------------------------------------------------------------------
     def write_lines(self, tenant: str, database: str, text: str, precision: str = "ns") -> None:
@@ -139,13 +202,27 @@ class Engine:
         wal.sync(offset)
         return result, None
 
+    def wait_for_compaction(self, timeout: float = 600.0) -> bool:
+        """Block until no merge is due (benchmarks, tests); False on timeout or with compaction off."""
+        if self._compactor is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._compactor.nudge()
+            if self._compactor.wait_idle(min(1.0, deadline - time.monotonic())):
+                return True
+        return False
+
     @property
     def last_scan(self) -> ScanReport | None:
         """The most recent scan report (tests: clear `scans` first when other clients may query)."""
         return self.scans[-1] if self.scans else None
 
     def close(self) -> None:
-        """Checkpoint (unless nothing was logged since the last one), close the WAL, release the directory."""
+        """Stop compaction, checkpoint (unless nothing was logged since the last one), close the WAL, release
+        the directory."""
+        if self._compactor is not None:
+            self._compactor.stop()
         with self.lock:
             if self._closed:
                 return
@@ -157,15 +234,19 @@ class Engine:
                 self._closed = True
                 self._dir_lock.release()
 
-    # -- namespaces ---------------------------------------------------------------------------------------
-    def _tenant(self, tenant: str) -> dict[str, Database]:
+    # -- namespaces (the `statements.Namespaces` interface; the caller holds the lock) --------------------
+    def tenant(self, tenant: str) -> dict[str, Database]:
         dbs = self.tenants.get(tenant)
         if dbs is None:
             raise errors.tenant_not_found(tenant)
         return dbs
 
-    def _database(self, tenant: str, database: str) -> Database:
-        db = self._tenant(tenant).get(database)
+    def forget_database(self, tenant: str, database: str) -> None:
+        """A dropped database's query session goes with it."""
+        self._contexts.pop((tenant, database), None)
+
+    def database(self, tenant: str, database: str) -> Database:
+        db = self.tenant(tenant).get(database)
         if db is None:
             raise errors.database_not_found(database)
         return db
@@ -178,7 +259,7 @@ class Engine:
         Except the buckets: like CnosDB's coordinator, lite locates (creates) the points' buckets before
         anything is written, and buckets it created stay even if the write then fails (catalog docstring).
         """
-        db = self._database(tenant, database)
+        db = self.database(tenant, database)
         unit = db.time_unit
         converted = {name: _convert_times(lp.data.column("time"), precision, unit) for name, lp in parsed.items()}
         if converted:
@@ -210,11 +291,13 @@ class Engine:
 
     def _maintain(self, now: int) -> None:
         if now - self._last_expire > EXPIRE_EVERY_NS:
-            self._expire(now)
-        if self.wal.size > CHECKPOINT_WAL_BYTES:
+            self.expire(now)
+        tables = [t for dbs in self.tenants.values() for db in dbs.values() for t in db.tables.values()]
+        if (self.wal.size > CHECKPOINT_WAL_BYTES or any(t.full for t in tables)
+                or sum(t.mem_bytes for t in tables) > self.memtable_bytes):
             self.checkpoint()
 
-    def _expire(self, now: int) -> None:
+    def expire(self, now: int) -> None:
         """Drop expired buckets with their rows, as CnosDB's TTL service does (every 60 s there)."""
         self._last_expire = now
         for dbs in self.tenants.values():
@@ -227,27 +310,43 @@ class Engine:
     def _select(self, tenant: str, database: str, sql: str, tokens: list[Token]
                 ) -> tuple[pa.Table, ScanReport | None]:
         """A statement for DataFusion; a missing database has no tables (CnosDB: table not found)."""
+        view = None
         with self.lock:
-            db = self._tenant(tenant).get(database)
+            db = self.tenant(tenant).get(database)
             tables = db.tables if db is not None else {}
             ctx = self.session(tenant, database) if db is not None else self._no_tables.ctx
-            text = quirks_rewrite(sql, tokens, tables) if self.quirks else sql
+            changes = quirks_edits(sql, tokens, tables) if self.quirks else []
+            narrowed = _narrowed(tokens, tables) if db is not None else None
+            if narrowed is not None:
+                view = f"__narrowed_{next(_views)}"
+                table, keep, refs = narrowed
+                self._contexts[(tenant, database)].register_view(view, table, self.quirks, keep)
+                changes += [(r.start, r.end, quote_ident(view) + ("" if r.alias else f" AS {quote_ident(r.name)}"))
+                            for r in refs]
+                changes += _service_hint(pushdown.selects(tokens), table, keep)
+            text = quirks_apply(sql, changes)
             reads = self._accountant.plan_select(tokens, tables) if self.scan_accounting else None
-        result = self._run(ctx, text, tenant, database)
+        try:
+            result = self._run(ctx, text, tenant, database)
+        finally:
+            if view is not None:
+                ctx.deregister_table(view)
         return result, self._report(sql, reads)
 
     def _show_tags(self, tenant: str, database: str, sql: str, cmd: ddl.ShowTags
                    ) -> tuple[pa.Table, ScanReport | None]:
         database = cmd.database or database
         with self.lock:
-            db = self._tenant(tenant).get(database)
+            db = self.tenant(tenant).get(database)
             table = db.tables.get(cmd.table) if db is not None else None
             if table is None:
                 raise errors.table_not_found(f"{tenant}.{database}.{cmd.table}")
             show_tags.check_where(cmd, table)
             where = sql[cmd.where[0].start:cmd.where[-1].end] if cmd.where else ""
             text = show_tags.to_sql(cmd, table, where)
-            ctx = self.session(tenant, database)
+            needed = show_tags.index_tags(cmd, table) if text is not None else None
+            summary = table.tag_summary(needed) if needed is not None else None
+            ctx = self.session(tenant, database) if summary is None else _summary_context(table.name, summary)
             reads = self._accountant.plan_index_read(pushdown.where_select(table.name, cmd.where), table) \
                 if self.scan_accounting else None
         result = show_tags.empty_tag_values() if text is None else self._run(ctx, text, tenant, database)
@@ -268,31 +367,27 @@ class Engine:
         return report
 
     def session(self, tenant: str, database: str) -> SessionContext:
-        """The database's SessionContext with every changed table re-registered (caller holds the lock)."""
-        db = self._database(tenant, database)
+        """The database's SessionContext with every changed table re-registered (caller holds the lock).
+
+        A table is a view: the UNION ALL of its segments, each a Parquet scan through the table's whole
+        schema (a column a segment lacks reads as null), and of its memtable.  Segments stay registered
+        as long as they live and the schema is unchanged; the memtable and the view follow its version."""
+        db = self.database(tenant, database)
         state = self._contexts.setdefault((tenant, database), _Context())
         for name in [n for n in state.versions if n not in db.tables]:
-            state.ctx.deregister_table(name)
-            del state.versions[name]
+            state.drop(name)
         for name, table in db.tables.items():
             version = (id(table), table.version)
-            if state.versions.get(name) == version:
-                continue
-            if name in state.versions:
-                state.ctx.deregister_table(name)
-            batches = table.query_batches() or [query_view(pa.RecordBatch.from_pylist([], schema=table.schema))]
-            if not self.quirks:
-                batches = [b.drop_columns([WRITE_COL]) for b in batches]
-            parts = [batches[i::2] for i in range(min(2, len(batches)))]
-            state.ctx.register_record_batches(name, parts)
-            state.versions[name] = version
+            if state.versions.get(name) != version:
+                state.register(name, table, hidden=self.quirks)
+                state.versions[name] = version
         return state.ctx
 
     # -- persistence --------------------------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Persist all rows to Parquet and start a new WAL generation (caller may hold the lock)."""
         with self.lock:
-            self._expire(self.now_ns())
+            self.expire(self.now_ns())
             manifest: storage.JsonObject = {"wal_gen": self.wal.gen + 1, "tenants": {}}
             referenced: set[Path] = set()
             for tenant, dbs in self.tenants.items():
@@ -300,16 +395,11 @@ class Engine:
                 for name, db in dbs.items():
                     tables = {}
                     for tname, table in db.tables.items():
-                        table.seal()
-                        directory = self.data_dir / storage.safe_name(tenant) / storage.safe_name(name) \
-                            / storage.safe_name(tname)
-                        for chunk in table.chunks:
-                            if chunk.file is None:
-                                chunk.file = storage.new_segment_name()
-                                storage.write_segment(directory / chunk.file, chunk.batch.drop_columns([WRITE_COL]))
-                            referenced.add(directory / chunk.file)
-                        tables[tname] = {"columns": list(table.columns.items()),
-                                         "files": [c.file for c in table.chunks]}
+                        table.flush(self._table_dir(tenant, name, tname))
+                        referenced.update(segment.path for segment in table.segments)
+                        tables[tname] = {"columns": list(table.columns.items()), "writes": table.writes,
+                                         "files": [sg.file for sg in table.segments],
+                                         "segments": [sg.to_json() for sg in table.segments]}
                     out_dbs[name] = {"options": db.options.to_json(), "tables": tables}
             old = self.wal
             self.wal = storage.Wal(self.data_dir / "wal", old.gen + 1)
@@ -323,7 +413,41 @@ class Engine:
             storage.remove_wal_before(self.data_dir / "wal", int(previous["wal_gen"]) if previous else self.wal.gen)
             if previous:
                 referenced |= storage.segment_paths(self.data_dir, previous)
+            referenced |= self._pending
             storage.remove_unreferenced(self.data_dir, referenced)
+        pa.default_memory_pool().release_unused()    # the flushed memtables' memory, back to the system
+        if self._compactor is not None:
+            self._compactor.nudge()
+
+    # -- compaction (module `compaction`) ----------------------------------------------------------------
+    def _next_compaction(self) -> compaction.Job | None:
+        with self.lock:
+            if self._closed:
+                return None
+            for tenant, dbs in self.tenants.items():
+                for name, db in dbs.items():
+                    for tname, table in db.tables.items():
+                        inputs = compaction.pick(table, NS_PER[db.time_unit])
+                        if inputs is not None:
+                            output = self._table_dir(tenant, name, tname) / storage.new_segment_name()
+                            self._pending.update((output, output.with_suffix(".tmp")))
+                            return compaction.Job(table, inputs, table.schema, output)
+        return None
+
+    def _finish_compaction(self, job: compaction.Job, output: Segment | None) -> None:
+        with self.lock:
+            self._pending.difference_update((job.output, job.output.with_suffix(".tmp")))
+            if output is None:                 # a merge that failed or gave up: its partial file goes
+                job.output.with_suffix(".tmp").unlink(missing_ok=True)
+                job.output.unlink(missing_ok=True)
+                return
+            if self._closed or not job.table.replace_segments(job.inputs, [output]):
+                output.path.unlink(missing_ok=True)
+                return
+            self.checkpoint()
+
+    def _table_dir(self, tenant: str, database: str, table: str) -> Path:
+        return self.data_dir / storage.safe_name(tenant) / storage.safe_name(database) / storage.safe_name(table)
 
     def _replay(self, header: storage.JsonObject, body: str) -> None:
         """Re-apply one logged operation with its original clock; errors mean it was superseded."""
@@ -338,6 +462,98 @@ class Engine:
                     run_command(self, tenant, database, command, now)
         except errors.CnosDBError:
             pass
+
+
+def _narrowed(tokens: list[Token], tables: dict[str, Table]
+              ) -> tuple[Table, list[Segment], list[pushdown.TableRef]] | None:
+    """For a statement on one table whose every SELECT pins the trace ID (or a tag the segments summarise)
+    to literals: the table, the segments that may have such rows (module `segments`), and the references
+    to the table to point at a view of just those.  None when nothing can be left out."""
+    found = pushdown.selects(tokens)
+    refs = [ref for select in found for ref in select.tables]
+    names = {ref.name for ref in refs}
+    table = tables.get(names.pop()) if len(names) == 1 else None
+    if table is None or not table.segments or any(r.start < 0 for r in refs):
+        return None
+    pins = [_pins(select, ref, table) for select in found for ref in select.tables]
+    if not all(pins):
+        return None
+    keep = [sg for sg in table.segments if any(_may_hold(sg, p, table) for p in pins)]
+    if len(keep) == len(table.segments):
+        return None
+    return table, keep, refs
+
+
+def _service_hint(found: list[pushdown.Select], table: Table, keep: list[Segment]) -> list[tuple[int, int, str]]:
+    """Edits that add to every SELECT pinning the trace ID the services those traces may have (from the
+    segments' `TraceIndex` and the memtable's rows): true for every row the statement can return, and it
+    lets the scan prune to those services' rows of segments sorted by service (module `segments`)."""
+    tags = table.tags()
+    service, trace = segments.service_tag(tags), segments.trace_tag(tags)
+    if service is None or trace is None:
+        return []
+    targets: list[tuple[pushdown.Select, list[pushdown.TableRef]]] = []
+    values: set[str] = set()
+    for select in found:
+        refs = [ref for ref in select.tables if _pins(select, ref, table).get(trace)]
+        for ref in refs:
+            values.update(_pins(select, ref, table)[trace])
+        if refs:
+            targets.append((select, refs))
+    keys: set[str] = set()
+    for segment in keep:
+        if segment.ids is None:
+            return []
+        keys |= segment.ids.services(values)
+    wanted = pa.array(sorted(values), pa.string())
+    for batch in table.memtable_batches():
+        rows = batch.filter(pc.is_in(batch.column(trace), value_set=wanted))
+        keys |= {segments.NO_SERVICE if v is None else v for v in pc.unique(rows.column(service)).to_pylist()}
+    names = ", ".join("'" + k.replace("'", "''") + "'" for k in sorted(keys - {segments.NO_SERVICE}))
+    edits = []
+    for select, refs in targets:
+        conditions = []
+        for ref in refs:
+            column = (quote_ident(ref.qualifier) + "." if len(select.tables) > 1 else "") + quote_ident(service)
+            parts = [f"{column} IN ({names})"] if names else []
+            parts += [f"{column} IS NULL"] if segments.NO_SERVICE in keys else []
+            conditions.append(f"({' OR '.join(parts)})" if parts else "FALSE")
+        first, last = select.where[0].start, select.where[-1].end
+        edits += [(first, first, "("), (last, last, ") AND " + " AND ".join(conditions))]
+    return edits
+
+
+def _pins(select: pushdown.Select, ref: pushdown.TableRef, table: Table) -> dict[str, tuple[str, ...]]:
+    """Tag -> the literals a top-level conjunct of `select` holds it to, for the reference `ref`."""
+    out: dict[str, tuple[str, ...]] = {}
+    for conjunct in select.where:
+        found = pushdown.equality_domain(conjunct)
+        if found is None:
+            continue
+        column, values = found
+        owner = pushdown.resolve(select, column, {table.name: table})
+        if owner is not None and owner[0] == ref and table.columns.get(column.name) == TAG:
+            out[column.name] = values
+    return out
+
+
+def _may_hold(segment: Segment, pins: dict[str, tuple[str, ...]], table: Table) -> bool:
+    trace = segments.trace_tag(table.tags())
+    for tag, values in pins.items():
+        if tag == trace and segment.ids is not None and not any(segment.ids.may_hold(v) for v in values):
+            return False
+        summary = segment.summary
+        if summary is not None and tag in summary.column_names and not pc.any(
+                pc.is_in(summary.column(tag), value_set=pa.array(values, pa.string()))).as_py():
+            return False
+    return True
+
+
+def _summary_context(name: str, summary: pa.Table) -> SessionContext:
+    """A session in which table `name` is just its distinct tag combinations (SHOW TAG VALUES / SERIES)."""
+    ctx = SessionContext()
+    ctx.register_record_batches(name, [summary.to_batches() or [pa.RecordBatch.from_pylist([], summary.schema)]])
+    return ctx
 
 
 def _convert_times(times: pa.Array | pa.ChunkedArray, precision: str, unit: str) -> pa.Array:

@@ -17,7 +17,7 @@ applied as a rewrite of the statement text, and positions are only known there.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from .sql_text import Token
@@ -32,10 +32,13 @@ _NOT_ALIAS = ("ON", "USING", "JOIN", "INNER", "LEFT", "RIGHT", "FULL", "OUTER", 
 
 @dataclass(frozen=True)
 class TableRef:
-    """A table named in a FROM clause; `qualifier` is how columns refer to it."""
+    """A table named in a FROM clause; `qualifier` is how columns refer to it; `start`/`end` are the
+    character offsets of its (possibly dotted) name in the SQL."""
 
     name: str
     alias: str | None
+    start: int = field(default=-1, compare=False)
+    end: int = field(default=-1, compare=False)
 
     @property
     def qualifier(self) -> str:
@@ -184,9 +187,11 @@ def _table_ref(tokens: list[Token], k: int, end: int) -> TableRef | None:
     if tokens[k].kind not in ("word", "qident"):
         return None
     name = tokens[k].value
+    first, last = tokens[k].start, tokens[k].end
     k += 1
     while k + 1 < end and tokens[k].text == "." and tokens[k + 1].kind in ("word", "qident"):
         name = tokens[k + 1].value
+        last = tokens[k + 1].end
         k += 2
     if k < end and tokens[k].text == "(":
         return None                      # a table function
@@ -195,7 +200,7 @@ def _table_ref(tokens: list[Token], k: int, end: int) -> TableRef | None:
         k += 1
     if k < end and (tokens[k].kind == "qident" or (tokens[k].kind == "word" and not tokens[k].is_kw(*_NOT_ALIAS))):
         alias = tokens[k].value
-    return TableRef(name, alias)
+    return TableRef(name, alias, first, last)
 
 
 def _conjuncts(toks: tuple[Token, ...]) -> list[tuple[Token, ...]]:

@@ -29,9 +29,17 @@ def from_env() -> bool:
     return os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+Edit = tuple[int, int, str]      # replace sql[start:end] by the text
+
+
 def rewrite(sql: str, tokens: list[Token], tables: Mapping[str, Table]) -> str:
     """`sql` with every exact-pushed comparison on a field column made true for rows that lack it."""
-    edits = []
+    return apply(sql, edits(sql, tokens, tables))
+
+
+def edits(sql: str, tokens: list[Token], tables: Mapping[str, Table]) -> list[Edit]:
+    """The edits `rewrite` makes (non-overlapping, so they combine with others')."""
+    out = []
     for select in selects(tokens):
         for conjunct in select.where:
             column = exact_pushdown(conjunct)
@@ -39,9 +47,13 @@ def rewrite(sql: str, tokens: list[Token], tables: Mapping[str, Table]) -> str:
                 continue
             lacks = _lacks(select, column, tables)
             if lacks is not None:
-                edits.append((conjunct.start, conjunct.end, lacks))
-    for start, end, lacks in sorted(edits, reverse=True):
-        sql = f"{sql[:start]}({sql[start:end]} OR {lacks}){sql[end:]}"
+                out.append((conjunct.start, conjunct.end, f"({sql[conjunct.start:conjunct.end]} OR {lacks})"))
+    return out
+
+
+def apply(sql: str, changes: list[Edit]) -> str:
+    for start, end, text in sorted(changes, reverse=True):
+        sql = sql[:start] + text + sql[end:]
     return sql
 
 

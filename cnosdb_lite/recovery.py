@@ -20,12 +20,15 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from . import storage
 from .catalog import DEFAULT_DATABASE, DEFAULT_TENANT, Database, DatabaseOptions
-from .table import Chunk, Table, conform
+from .segments import Segment
+from .table import Table
 
 log = logging.getLogger("cnosdb_lite")
+VERIFY_ROWS = 1 << 20      # a new segment up to this size is read whole at start-up (a flush's, not a merge's)
 
 Tenants = dict[str, dict[str, Database]]
 
@@ -51,12 +54,12 @@ def load(data_dir: Path) -> Loaded:
     if current is None:
         manifest = empty_manifest()
         return Loaded(build(data_dir, manifest)[0], 0, manifest)
-    tenants, bad = build(data_dir, current)
+    previous = storage.load_manifest(data_dir, storage.PREVIOUS_MANIFEST)
+    tenants, bad = build(data_dir, current, previous)
     if not bad:
         return Loaded(tenants, int(current["wal_gen"]), current)
     for path, error in bad.items():
         log.warning("event=segment_unreadable file=%s error=%r", path, error)
-    previous = storage.load_manifest(data_dir, storage.PREVIOUS_MANIFEST)
     if previous is not None and _wal_complete(data_dir / "wal", int(previous["wal_gen"]), int(current["wal_gen"])):
         base, bad_base = build(data_dir, previous)
         if not bad_base:
@@ -70,10 +73,17 @@ def load(data_dir: Path) -> Loaded:
     return Loaded(tenants, int(current["wal_gen"]), None, sorted(bad))
 
 
-def build(data_dir: Path, manifest: storage.JsonObject) -> tuple[Tenants, dict[Path, str]]:
-    """The tenants `manifest` describes, and its segments that could not be read (path -> error)."""
+def build(data_dir: Path, manifest: storage.JsonObject, previous: storage.JsonObject | None = None
+          ) -> tuple[Tenants, dict[Path, str]]:
+    """The tenants `manifest` describes, and its segments that could not be read (path -> error).
+
+    Start-up reads metadata, not rows: each segment's footer is checked, and only the segments `previous`
+    does not name (those the last checkpoint wrote, which a crash or a lying disk can tear) of up to
+    `VERIFY_ROWS` rows (a flush's; not a large merge's, which would make opening take seconds) are read
+    whole, a row group at a time, with their page checksums verified."""
     tenants: Tenants = {}
     bad: dict[Path, str] = {}
+    older = storage.segment_paths(data_dir, previous) if previous is not None else set()
     for tenant, dbs in manifest["tenants"].items():
         tenants[tenant] = {}
         for name, info in dbs.items():
@@ -81,19 +91,28 @@ def build(data_dir: Path, manifest: storage.JsonObject) -> tuple[Tenants, dict[P
             tenants[tenant][name] = db
             for tname, tinfo in info["tables"].items():
                 table = Table(tname, db.time_unit, {c: k for c, k in tinfo["columns"] if c != "time"})
+                table.writes = int(tinfo.get("writes", 0))
                 directory = data_dir / storage.safe_name(tenant) / storage.safe_name(name) / storage.safe_name(tname)
-                for file in tinfo["files"]:
+                described = tinfo.get("segments") or [{"file": f} for f in tinfo["files"]]
+                for entry in described:
+                    path = directory / str(entry["file"])
                     try:
-                        data = conform(storage.read_segment(directory / file), table.schema)
+                        whole = path not in older and int(entry.get("rows", 0)) <= VERIFY_ROWS
+                        storage.verify_segment(path, whole)
+                        segment = Segment.from_json(directory, entry) if "rows" in entry else _describe(path)
                     except (OSError, ValueError, pa.ArrowException) as e:
-                        bad[directory / file] = f"{type(e).__name__}: {e}"
+                        bad[path] = f"{type(e).__name__}: {e}"
                         continue
-                    chunk = Chunk(data, 0, 0, 0, file)
-                    times = data.column("time").cast(pa.int64())
-                    chunk.tmin, chunk.tmax = (v.as_py() for v in pc.min_max(times).values())
-                    table.chunks.append(chunk)
+                    table.segments.append(segment)
                 db.tables[tname] = table
     return tenants, bad
+
+
+def _describe(path: Path) -> Segment:
+    """A segment named by a manifest of an older version (no row count or time range recorded)."""
+    times = pq.read_table(path, columns=["time"]).column("time").cast(pa.int64())
+    lo, hi = pc.min_max(times).values() if len(times) else (pa.scalar(0), pa.scalar(0))
+    return Segment(path, len(times), lo.as_py() or 0, hi.as_py() or 0)
 
 
 def _wal_complete(directory: Path, first: int, end: int) -> bool:

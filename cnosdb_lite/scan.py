@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .pushdown import Select, TableRef, equality_domain, resolve, selects
+from .segments import Segment
 from .sql_text import Token
 from .table import TAG, Table
 
@@ -69,7 +70,8 @@ class _Read:
     table: Table
     version: int
     schema: pa.Schema
-    batches: tuple[pa.RecordBatch, ...]
+    segments: tuple[Segment, ...]
+    memtable: tuple[pa.RecordBatch, ...]
     domains: dict[str, frozenset[str]] | None
     index_only: bool
 
@@ -95,7 +97,8 @@ class Accountant:
 
     @staticmethod
     def _read(table: Table, domains: dict[str, frozenset[str]] | None, index_only: bool) -> _Read:
-        return _Read(table, table.version, table.schema, tuple(table.batches()), domains, index_only)
+        return _Read(table, table.version, table.schema, tuple(table.segments), tuple(table.memtable_batches()),
+                     domains, index_only)
 
     def report(self, sql: str, reads: list[_Read]) -> ScanReport:
         scans = []
@@ -113,7 +116,8 @@ class Accountant:
             if cached is not None and cached[0] == read.version:
                 return cached[1], cached[2]
         tags = [f.name for f in read.schema if read.table.columns.get(f.name) == TAG]
-        data = pa.Table.from_batches(read.batches, read.schema).select(tags)
+        parts = read.table.scan(list(read.segments), list(read.memtable), tags)
+        data = pa.concat_tables([*parts, pa.Table.from_batches([], read.schema).select(tags)])
         if read.domains is not None:
             masks = [pc.is_in(data.column(tag), value_set=pa.array(sorted(values), pa.string()))
                      for tag, values in read.domains.items()]

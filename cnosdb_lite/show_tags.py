@@ -56,6 +56,23 @@ def to_sql(cmd: ShowTags, table: Table, where_text: str) -> str | None:
     return f"SELECT key, value FROM ({inner}) {_ordered(cmd.tail, 'key, value')}"
 
 
+_WHERE_WORDS = frozenset(("AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "ILIKE", "TRUE", "FALSE", "BETWEEN"))
+
+
+def index_tags(cmd: ShowTags, table: Table) -> list[str] | None:
+    """The tags the statement reads when its WHERE names nothing but tags (and SQL keywords), so that
+    distinct tag combinations answer it (`Table.tag_summary`); None when it needs the rows (time, a
+    function, an unknown name: the planner's answer and errors then come from the table itself)."""
+    tags = table.tags()
+    needed = set(tags if cmd.keys is None else selected_tags(cmd, table))
+    for token in cmd.where:
+        if token.kind == "qident" or (token.kind == "word" and token.value.upper() not in _WHERE_WORDS):
+            if table.columns.get(token.value) != TAG:
+                return None
+            needed.add(token.value)
+    return [t for t in tags if t in needed]
+
+
 def empty_tag_values() -> pa.Table:
     return pa.table({"key": pa.array([], pa.string()), "value": pa.array([], pa.string())})
 

@@ -7,7 +7,7 @@ option columns, INSERT → `rows`; everything else returns None (HTTP 200 with a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,14 +18,27 @@ from .catalog import Database
 from .sql_text import quote_ident
 from .table import SQL_TYPES, TAG, TIME, Table, conform
 
-if TYPE_CHECKING:
-    from .engine import Engine
+
+class Namespaces(Protocol):
+    """What statements need of the engine: its tenants and databases, and two notices."""
+
+    def tenant(self, tenant: str) -> dict[str, Database]:
+        """The tenant's databases by name; CnosDBError if there is no such tenant."""
+
+    def database(self, tenant: str, database: str) -> Database:
+        """CnosDBError if there is no such tenant or database."""
+
+    def forget_database(self, tenant: str, database: str) -> None:
+        """A database was dropped."""
+
+    def expire(self, now: int) -> None:
+        """TTL changed: drop what has expired."""
 
 _UNIT_NAMES = {"ns": "NANOSECOND", "us": "MICROSECOND", "ms": "MILLISECOND"}
 
 
-def run_command(engine: Engine, tenant: str, database: str, cmd: ddl.Command, now: int) -> pa.Table | None:
-    dbs = engine._tenant(tenant)
+def run_command(engine: Namespaces, tenant: str, database: str, cmd: ddl.Command, now: int) -> pa.Table | None:
+    dbs = engine.tenant(tenant)
     if isinstance(cmd, ddl.CreateDatabase):
         if cmd.name in dbs:
             if cmd.if_not_exists:
@@ -39,18 +52,18 @@ def run_command(engine: Engine, tenant: str, database: str, cmd: ddl.Command, no
                 return None
             raise errors.database_not_found(cmd.name)
         del dbs[cmd.name]
-        engine._contexts.pop((tenant, cmd.name), None)
+        engine.forget_database(tenant, cmd.name)
         return None
     if isinstance(cmd, ddl.AlterDatabase):
-        altered = engine._database(tenant, cmd.name)
+        altered = engine.database(tenant, cmd.name)
         for key, value in cmd.changes.items():
             setattr(altered.options, key, value)
-        engine._expire(now)
+        engine.expire(now)
         return None
     if isinstance(cmd, ddl.Show) and cmd.what == "DATABASES":
         return pa.table({"database_name": pa.array(sorted(dbs), pa.string())})
     if isinstance(cmd, ddl.Describe) and cmd.what == "DATABASE":
-        row = engine._database(tenant, cmd.name).options.describe_row()
+        row = engine.database(tenant, cmd.name).options.describe_row()
         return pa.Table.from_pylist([row])
     db = dbs.get(database)
     if isinstance(cmd, ddl.Show):   # CnosDB lists no tables of a missing database
@@ -103,22 +116,27 @@ def _describe_table(table: Table, unit: str) -> pa.Table:
 
 
 def _delete(table: Table, cmd: ddl.Delete) -> None:
-    """DELETE keeps the rows its predicate is not true for; predicates may use tags and time only."""
+    """DELETE keeps the rows its predicate is not true for; predicates may use tags and time only.  Each
+    segment is filtered on its own; those that lose rows are rewritten."""
     if cmd.where is None:
-        table.retain(pa.Table.from_batches([], table.schema))
+        table.clear()
         return
     fields = [i for i in cmd.where_idents if table.columns.get(i) not in (None, TAG, TIME)]
     if fields:
         raise errors.not_implemented("Filtering on the field column on the tskv table in delete statement")
-    ctx = SessionContext()
-    batches = table.batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
-    ctx.register_record_batches(table.name, [batches])
     sql = f"SELECT * FROM {quote_ident(table.name)} WHERE NOT coalesce(({cmd.where}), false)"
-    try:
-        keep = ctx.sql(sql).to_arrow_table()
-    except Exception as e:  # DataFusion's planning error, e.g. an unknown column
-        raise errors.datafusion(str(e)) from None
-    table.retain(keep.cast(table.schema))
+    schema = table.schema
+
+    def keep(rows: pa.Table) -> pa.Table:
+        ctx = SessionContext()
+        ctx.register_record_batches(table.name, [rows.to_batches() or [pa.RecordBatch.from_pylist([], schema=schema)]])
+        try:
+            return ctx.sql(sql).to_arrow_table().cast(schema)
+        except Exception as e:  # DataFusion's planning error, e.g. an unknown column
+            raise errors.datafusion(str(e)) from None
+
+    keep(pa.Table.from_batches([], schema))            # a statement that cannot plan fails before any change
+    table.rewrite(keep)
 
 
 def _insert(db: Database, table: Table, cmd: ddl.Insert, now: int) -> pa.Table:

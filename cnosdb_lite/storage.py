@@ -1,23 +1,27 @@
 """Durability: a write-ahead log with group commit, Parquet segments, and a manifest that ties them together.
 
 Layout under `data_dir`:
-- `manifest.json`: catalog (tenants, databases, options, table schemas) and, per table, the Parquet files
-  that hold its sealed chunks, plus `wal_gen`, the first WAL generation not contained in those files.
+- `manifest.json`: catalog (tenants, databases, options, table schemas) and, per table, its Parquet segments
+  with their metadata (rows, time range, tag summary, trace-ID bloom filters: module `segments`), plus
+  `wal_gen`, the first WAL generation not contained in those files.
   Replaced atomically (write, fsync, rename, fsync dir), so it always describes a complete state.
 - `wal/<gen>.log`: records `[u32 length][u32 crc32][header JSON \\n body]`, one per acknowledged write or
   statement.  Writers append under the engine lock and then call `sync(offset)`: whoever fsyncs first covers
   every record appended before it (group commit), so concurrent writers share fsyncs.  A torn tail after a
   crash fails its length/CRC check and is ignored (it was never acknowledged).
-- `<tenant>/<db>/<table>/<id>.parquet`: zstd Parquet, one file per chunk (≤ 64 k rows, sorted by time).
-  Names are percent-encoded so that any table name (CnosDB's trace columns contain `/`) is a safe path.
+- `<tenant>/<db>/<table>/<id>.parquet`: immutable segments (module `segments`: one time partition each,
+  sorted, page index, page checksums).  Names are percent-encoded so that any table name (CnosDB's trace
+  columns contain `/`) is a safe path.
 - `manifest.prev.json`: the manifest the last checkpoint replaced.  Its Parquet files and the WAL from its
   `wal_gen` on are kept until the next checkpoint, so a segment the last checkpoint wrote that turns out
   lost or torn can be rebuilt (module `recovery`).
 - `LOCK`: the data directory's owner (module `lock`).
-A checkpoint seals every memtable, writes the chunks not yet on disk (file and directory fsynced, pages
-checksummed), commits a manifest with a new WAL generation, and then deletes the WAL files and Parquet files
-that neither the new nor the previous manifest needs.  Recovery loads the manifest, reads the Parquet files,
-and replays the WAL generations from `wal_gen` on.
+A checkpoint flushes every memtable into new segments (file and directory fsynced), commits a manifest with
+a new WAL generation, and then deletes the WAL files and Parquet files that neither the new nor the previous
+manifest needs (nor a merge in progress).  Segments replaced between checkpoints (upsert, DELETE, TTL,
+compaction) are new files too, so the committed manifest always names intact ones.  Recovery loads the
+manifest, checks the segments' footers (reading the last checkpoint's new segments whole), and replays
+the WAL generations from `wal_gen` on.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import struct
 import threading
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -150,21 +154,42 @@ def make_dirs(directory: Path) -> None:
     fsync_dir(directory.parent)
 
 
-def write_segment(path: Path, batch: pa.RecordBatch) -> None:
-    """Write, fsync and rename into place, then fsync the directory: durable before the manifest names it."""
+def write_segment(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch], row_group_rows: int,
+                  page_rows: int, plain: Iterable[str] = ()) -> None:
+    """Write `batches` (streamed, row groups of `row_group_rows`; columns `plain` without a dictionary),
+    fsync and rename into place, then fsync the directory: durable before the manifest names it."""
     make_dirs(path.parent)
     tmp = path.with_suffix(".tmp")
-    pq.write_table(pa.Table.from_batches([batch]), tmp, compression="zstd", row_group_size=len(batch) or 1,
-                   write_page_checksum=True)
+    plain = set(plain)
+    dictionary = [n for n in schema.names if n not in plain]
+    with pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=3, max_rows_per_page=page_rows,
+                          write_page_index=True, write_page_checksum=True, use_dictionary=dictionary) as writer:
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in batches:
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= row_group_rows:
+                full = pa.Table.from_batches(pending, schema)
+                writer.write_table(full.slice(0, rows - rows % row_group_rows), row_group_size=row_group_rows)
+                pending = full.slice(rows - rows % row_group_rows).to_batches()
+                rows %= row_group_rows
+        if rows:
+            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=row_group_rows)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
 
-def read_segment(path: Path) -> pa.Table:
-    """The segment's rows; raises OSError or pyarrow's errors for a missing, truncated or corrupt file."""
-    return pq.read_table(path, page_checksum_verification=True)
+def verify_segment(path: Path, whole: bool) -> None:
+    """Raise OSError or pyarrow's errors for a missing or truncated file (its footer is read), or with
+    `whole`, for any corrupt page (every page is read and its checksum checked)."""
+    if whole:                                # a row group at a time: memory stays small
+        for _ in pq.ParquetFile(path, page_checksum_verification=True).iter_batches():
+            pass
+    else:
+        pq.read_metadata(path)
 
 
 def new_segment_name() -> str:

@@ -1,52 +1,41 @@
-"""One table's schema and rows in memory: sealed time-sorted chunks plus a memtable, with upsert.
+"""One table's schema and rows: Parquet segments on disk (module `segments`) plus a memtable, with upsert.
 
 Upsert design (CnosDB merges points of the same series and timestamp, last write wins per field):
 - Every row has a key: its tag values (a null as \x01) and its decimal time, joined by NUL.
-- The memtable (rows since the last seal, at most `CHUNK_ROWS`) keeps a Python set of its keys, so a new row
-  is checked in O(1).  Sealed chunks are sorted by time and carry their min/max time; only chunks whose time
-  range overlaps the write are probed, with one `pc.is_in(chunk.time, write_times)` (a hash probe in C over
-  that chunk only).  In-order ingest therefore touches no sealed chunk at all, and queries never pay for it.
+- The memtable (rows since the last flush) keeps a Python set of its keys, so a new row is checked in O(1).
+  Segments are probed only when the write's time range overlaps theirs and their time bloom filter says
+  they may hold one of its times; only then is the segment read and its matching rows compared by key.
 - A hit merges the stored row into the new one (`coalesce(new, old)` per field) and removes the stored row
-  from its chunk, which is replaced by a new version (rewritten on disk at the next checkpoint).
-Sealing sorts the memtable by time into chunks of `CHUNK_ROWS` rows (the 64 k-row batches DataFusion scans
-fastest), merging a small last chunk first, so small segments are compacted as data arrives.
+  from its segment, which is replaced by a rewritten file (committed by the next checkpoint).
+So no key is ever stored twice, and reads need no de-duplication.  The engine flushes the memtable into
+segments (a checkpoint) once it exceeds its size (`Engine(memtable_bytes=...)`) or `CHUNK_ROWS` rows.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import segments as seg
 from .lp_exact import BOOL, F64, I64, STRING, TAG, U64
+from .segments import Segment
 
-CHUNK_ROWS = 65536
+CHUNK_ROWS = 1 << 20           # a table's memtable is flushed at this many rows at the latest
 TIME = "TIME"
-# Hidden, in-memory only: the table's write number that stored each row (null: loaded at start-up).  With the
-# columns' `born` numbers it tells which rows were written before a column existed (quirks mode).
+# Hidden: the table's write number that stored each row (numbers grow across restarts; null in files of
+# older versions).  With the columns' `born` numbers it tells which rows were written before a column
+# existed (quirks mode); it is never shown.
 WRITE_COL = "__cnosdb_lite_write"
 ARROW = {TAG: pa.string(), STRING: pa.string(), I64: pa.int64(), U64: pa.uint64(), F64: pa.float64(),
          BOOL: pa.bool_()}
 SQL_TYPES = {TAG: "STRING", STRING: "STRING", I64: "BIGINT", U64: "BIGINT UNSIGNED", F64: "DOUBLE",
              BOOL: "BOOLEAN"}
-_ids = itertools.count(1)
 _NULL_TAG = pa.scalar("\x01", pa.string())
 _KEY_SEP = pa.scalar("\x00", pa.string())
-
-
-@dataclass
-class Chunk:
-    """An immutable, time-sorted batch; `file` is its Parquet file once persisted."""
-
-    batch: pa.RecordBatch
-    tmin: int
-    tmax: int
-    id: int
-    file: str | None = None
-    view: pa.RecordBatch | None = None     # `batch` as DataFusion scans it (see `query_view`), built lazily
 
 
 class Table:
@@ -54,13 +43,15 @@ class Table:
         self.name = name
         self.time_type = pa.timestamp(time_unit)
         self.columns: dict[str, str] = {"time": TIME, **(columns or {})}
-        self.chunks: list[Chunk] = []
+        self.segments: list[Segment] = []
         self.memtable: list[pa.RecordBatch] = []
         self.mem_rows = 0
+        self.mem_bytes = 0
         self.mem_keys: set[str] = set()
         self.version = 0
-        self.writes = 0                          # writes (and INSERTs) applied since start-up
+        self.writes = 0                          # writes (and INSERTs) applied, counted across restarts
         self.born: dict[str, int] = {}           # column -> the write that added it, for columns added since
+        self._summary: tuple[tuple[int, tuple[str, ...]], pa.Table] | None = None   # tag_summary's cache
 
     # -- schema -------------------------------------------------------------------------------------------
     @property
@@ -72,13 +63,12 @@ class Table:
         return [n for n, k in self.columns.items() if k == TAG]
 
     def add_columns(self, new: dict[str, str]) -> None:
-        """Widen the schema; existing batches get null columns so that all batches share one schema."""
+        """Widen the schema; memtable batches get null columns (segments are read through the schema)."""
         if not new:
             return
         self.columns.update(new)
         self.born.update(dict.fromkeys(new, self.writes + 1))   # born with the upsert that follows
         schema = self.schema
-        self.chunks = [Chunk(conform(c.batch, schema), c.tmin, c.tmax, c.id, c.file) for c in self.chunks]
         self.memtable = [conform(b, schema) for b in self.memtable]
         self.version += 1
 
@@ -94,20 +84,25 @@ class Table:
         if not self.mem_keys.isdisjoint(keys):
             batch = self._merge_memtable(batch, keys)
             keys = self._keys(batch)
-        batch, keys = self._merge_chunks(batch, keys)
+        batch, keys = self._merge_segments(batch, keys)
         self.memtable.append(batch)
         self.mem_rows += batch.num_rows
+        self.mem_bytes += batch.nbytes
         self.mem_keys.update(keys)
         self.version += 1
-        if self.mem_rows >= CHUNK_ROWS:
-            self.seal()
 
-    def _keys(self, batch: pa.RecordBatch) -> list[str]:
+    @property
+    def full(self) -> bool:
+        return self.mem_rows >= CHUNK_ROWS
+
+    def _keys(self, batch: pa.RecordBatch | pa.Table) -> list[str]:
         """Each row's upsert key, series and time in one string: the tag values (null as \x01) and the
         decimal time, joined by NUL (one Arrow kernel, one Python str per row; no tuples)."""
         times = batch.column("time").cast(pa.int64()).cast(pa.string())
-        tags = [pc.fill_null(batch.column(t), _NULL_TAG) for t in self.tags()]
-        return pc.binary_join_element_wise(*tags, times, _KEY_SEP).to_pylist()
+        tags = [pc.fill_null(batch.column(t), _NULL_TAG) if t in batch.column_names
+                else pa.repeat(_NULL_TAG, batch.num_rows) for t in self.tags()]
+        keys = pc.binary_join_element_wise(*tags, times, _KEY_SEP)
+        return keys.to_pylist()
 
     def _merge_within(self, batch: pa.RecordBatch, keys: list) -> tuple[pa.RecordBatch, list]:
         """Rows of one request with the same key become one row, later fields winning."""
@@ -120,112 +115,177 @@ class Table:
         return out.set_column(0, "time", out.column("time").cast(batch.schema.field("time").type)), list(merged)
 
     def _merge_memtable(self, batch: pa.RecordBatch, keys: list) -> pa.RecordBatch:
-        mem = pa.Table.from_batches(self.memtable, self.schema).combine_chunks().to_batches()
-        old = mem[0] if mem else pa.RecordBatch.from_pylist([], schema=self.schema)
+        old = self._consolidate()
         batch, old = _merge_rows(batch, keys, old, self._keys(old))
         self.memtable = [old]
         self.mem_rows = old.num_rows
+        self.mem_bytes = old.nbytes
         self.mem_keys = set(self._keys(old))
         return batch
 
-    def _merge_chunks(self, batch: pa.RecordBatch, keys: list) -> tuple[pa.RecordBatch, list]:
-        times = batch.column("time")
-        lo, hi = pc.min_max(times.cast(pa.int64())).values()
-        lo, hi = lo.as_py(), hi.as_py()
-        chunks: list[Chunk | None] = list(self.chunks)   # None: a chunk whose rows all merged into `batch`
-        for i, chunk in enumerate(self.chunks):
-            if chunk.tmax < lo or chunk.tmin > hi:
+    def _consolidate(self) -> pa.RecordBatch:
+        """The memtable as one batch (many small batches slow DataFusion down)."""
+        mem = pa.Table.from_batches(self.memtable, self.schema).combine_chunks().to_batches()
+        self.memtable = mem[:1]
+        return mem[0] if mem else pa.RecordBatch.from_pylist([], schema=self.schema)
+
+    def _merge_segments(self, batch: pa.RecordBatch, keys: list) -> tuple[pa.RecordBatch, list]:
+        times = seg._as_int64(batch.column("time"))
+        if not len(times):
+            return batch, keys
+        lo, hi = (v.as_py() for v in pc.min_max(times).values())
+        for segment in list(self.segments):
+            if not segment.overlaps(lo, hi):
                 continue
-            mask = pc.is_in(chunk.batch.column("time"), value_set=times)
-            if not pc.any(mask).as_py():
+            maybe = segment.may_hold(times)
+            if not any(maybe):
                 continue
-            candidates = chunk.batch.filter(mask)
+            wanted = batch.column("time").filter(pa.array(maybe))
+            candidates = conform(segment.read(filter=pc.field("time").isin(wanted)), self.schema)
             old_keys = self._keys(candidates)
-            if not set(old_keys) & set(keys):
+            hit = set(old_keys) & set(keys)
+            if not hit:
                 continue
-            rest = chunk.batch.filter(pc.invert(mask))
-            batch, kept = _merge_rows(batch, keys, candidates, old_keys)
+            batch, _ = _merge_rows(batch, keys, candidates, old_keys)
             keys = self._keys(batch)
-            remaining = pa.Table.from_batches([rest, kept], self.schema)
-            remaining = remaining.take(pc.sort_indices(remaining.column("time"))).combine_chunks()
-            chunks[i] = _make_chunk(remaining.to_batches()[0]) if remaining.num_rows else None
-        self.chunks = [c for c in chunks if c is not None]
+            self._filter_segment(segment, self._without(hit, candidates.column("time")))
         return batch, keys
 
-    def seal(self) -> list[Chunk]:
-        """Move the memtable into time-sorted chunks, compacting a small last chunk with it."""
+    def _without(self, hit: set[str], times: pa.Array) -> Callable[[pa.Table], pa.Table]:
+        """A `keep` for `_filter_segment`: the rows whose key is not in `hit` (their times are in `times`)."""
+        def keep(rows: pa.Table) -> pa.Table:
+            at = pc.indices_nonzero(pc.is_in(rows.column("time"), value_set=times)).to_pylist()
+            if not at:
+                return rows
+            drop = {i for i, key in zip(at, self._keys(rows.take(at)), strict=True) if key in hit}
+            return rows.filter(pa.array([i not in drop for i in range(rows.num_rows)])) if drop else rows
+        return keep
+
+    def _filter_segment(self, segment: Segment, keep: Callable[[pa.Table], pa.Table]) -> bool:
+        """Replace `segment` by a copy without the rows `keep` leaves out, read and written a batch at a
+        time (memory: a batch, whatever the segment's size); False, and nothing written, if it keeps all."""
+        schema = self.schema
+
+        def parts() -> Iterator[tuple[int, pa.Table]]:
+            for batch in segment.batches():
+                rows = pa.Table.from_batches([conform(batch, schema)])
+                yield rows.num_rows, keep(rows)
+
+        if all(n == kept.num_rows for n, kept in parts()):
+            return False
+        at = self.segments.index(segment)
+        self.segments[at:at + 1] = seg.write_filtered(segment, (kept for _, kept in parts()), self.tags())
+        self.version += 1
+        return True
+
+    def replace_segments(self, old: list[Segment], new: list[Segment]) -> bool:
+        """Put `new` in the place of `old` (a compaction) if `old` are all still this table's."""
+        if not all(any(s is o for s in self.segments) for o in old):
+            return False
+        at = min(i for i, s in enumerate(self.segments) if any(s is o for o in old))
+        rest = [s for s in self.segments if not any(s is o for o in old)]
+        self.segments = rest[:at] + new + rest[at:]
+        self.version += 1
+        return True
+
+    def flush(self, directory: Path) -> list[Segment]:
+        """Write the memtable out as segments (fsynced; the caller commits them in a manifest)."""
         if not self.memtable:
             return []
-        batches = list(self.memtable)
-        if self.chunks and self.chunks[-1].batch.num_rows < CHUNK_ROWS // 2:
-            batches.insert(0, self.chunks.pop().batch)
-        table = pa.Table.from_batches(batches, self.schema)
-        table = table.take(pc.sort_indices(table.column("time")))
-        new = [_make_chunk(b) for b in table.combine_chunks().to_batches(max_chunksize=CHUNK_ROWS)]
-        self.chunks.extend(new)
-        self.memtable, self.mem_rows, self.mem_keys = [], 0, set()
+        rows = pa.Table.from_batches(self.memtable, self.schema)
+        new = seg.write(directory, rows, self.tags(), _unit_ns(self.time_type))
+        self.segments.extend(new)
+        self.memtable, self.mem_rows, self.mem_bytes, self.mem_keys = [], 0, 0, set()
         self.version += 1
         return new
 
     # -- deletes and expiry -------------------------------------------------------------------------------
-    def retain(self, keep: pa.Table) -> None:
-        """Replace all rows with `keep` (DELETE's survivors)."""
-        self.chunks = []
-        self.memtable = keep.combine_chunks().to_batches() if keep.num_rows else []
-        self.mem_rows = keep.num_rows
-        self.mem_keys = set(itertools.chain.from_iterable(self._keys(b) for b in self.memtable))
+    def clear(self) -> None:
+        """Drop every row (DELETE without WHERE)."""
+        self.segments = []
+        self.memtable, self.mem_rows, self.mem_bytes, self.mem_keys = [], 0, 0, set()
         self.version += 1
-        self.seal()
+
+    def rewrite(self, keep: Callable[[pa.Table], pa.Table], skip: Callable[[Segment], bool] | None = None,
+                drop: Callable[[Segment], bool] | None = None) -> bool:
+        """Keep, of every segment and of the memtable, the rows `keep` returns; one segment at a time.
+        `skip`: segments surely untouched; `drop`: segments surely wholly removed.  True if rows went."""
+        changed = False
+        for segment in list(self.segments):
+            if skip is not None and skip(segment):
+                continue
+            if drop is not None and drop(segment):
+                self.segments.remove(segment)
+                self.version += 1
+                changed = True
+                continue
+            changed = self._filter_segment(segment, keep) or changed
+        if self.memtable:
+            mem = self._consolidate()
+            kept = keep(pa.Table.from_batches([mem]))
+            if kept.num_rows < mem.num_rows:
+                batches = kept.combine_chunks().to_batches()
+                self.memtable = [conform(b, self.schema) for b in batches]
+                self.mem_rows, self.mem_bytes = kept.num_rows, kept.nbytes
+                self.mem_keys = set(self._keys(kept))
+                self.version += 1
+                changed = True
+        return changed
 
     def drop_ranges(self, ranges: list[tuple[int, int]]) -> bool:
         """Drop the rows whose time lies in one of the `[start, end)` ranges (expired buckets, in the
-        table's time unit); True if anything was dropped."""
+        table's time unit); whole segments inside a range go without being read.  True if anything was
+        dropped."""
         if not ranges:
             return False
 
-        def hit(times: pa.Array) -> pa.Array:
+        def hit(times: pa.Array | pa.ChunkedArray) -> pa.Array:
             times = times.cast(pa.int64())
             masks = [pc.and_(pc.greater_equal(times, s), pc.less(times, e)) for s, e in ranges]
             return functools.reduce(pc.or_, masks)
 
-        touched = any(c.tmin < e and s <= c.tmax for c in self.chunks for s, e in ranges)
-        touched = touched or any(b.num_rows and pc.any(hit(b.column("time"))).as_py() for b in self.memtable)
-        if not touched:
-            return False
-        rows = pa.Table.from_batches([c.batch for c in self.chunks] + self.memtable, self.schema)
-        keep = pc.invert(hit(rows.column("time")))
-        if pc.all(keep).as_py():
-            return False
-        self.retain(rows.filter(keep))
-        return True
+        return self.rewrite(lambda rows: rows.filter(pc.invert(hit(rows.column("time")))),
+                            skip=lambda sg: not any(sg.tmin < e and s <= sg.tmax for s, e in ranges),
+                            drop=lambda sg: any(s <= sg.tmin and sg.tmax < e for s, e in ranges))
 
     # -- reads --------------------------------------------------------------------------------------------
-    def batches(self) -> list[pa.RecordBatch]:
-        """All rows, consolidating the memtable into one batch (many small batches slow DataFusion down)."""
+    def memtable_batches(self) -> list[pa.RecordBatch]:
+        """The memtable, consolidated into one batch."""
         if len(self.memtable) > 1:
-            self.memtable = pa.Table.from_batches(self.memtable, self.schema).combine_chunks().to_batches()
-        return [c.batch for c in self.chunks] + self.memtable
+            self._consolidate()
+        return list(self.memtable)
 
-    def query_batches(self) -> list[pa.RecordBatch]:
-        """`batches()` with string columns as Arrow string views, the form DataFusion filters fastest.
+    def scan(self, segments: list[Segment], memtable: list[pa.RecordBatch], columns: list[str]
+             ) -> Iterator[pa.Table]:
+        """`columns` of the given segments (read one at a time) and memtable batches."""
+        schema = pa.schema([self.schema.field(c) for c in columns])
+        for segment in segments:
+            present = set(segment.column_names())
+            yield pa.Table.from_batches([conform(segment.read([c for c in columns if c in present]), schema)])
+        for batch in memtable:
+            yield pa.Table.from_batches([batch.select(columns)])
 
-        A view keeps a 4-byte prefix (the whole string up to 12 bytes) inline, so `col = 'x'` over a
-        mostly non-matching column rarely touches the string bytes: at 5 M rows trace-ID lookups and
-        tag/attribute filters run about 1.5x faster.  The views share the strings' data buffers (extra
-        memory: 16 B per string cell); sealed chunks cache theirs.  Query results are cast back to plain
-        strings (engine `_plain`), so SQL results and DESCRIBE still say STRING.
-        """
-        out = []
-        for chunk in self.chunks:
-            if chunk.view is None:
-                chunk.view = query_view(chunk.batch)
-            out.append(chunk.view)
-        self.batches()
-        return out + [query_view(b) for b in self.memtable]
+    def tag_summary(self, tags: list[str]) -> pa.Table | None:
+        """The distinct combinations of `tags` over all rows, from the segments' summaries and the memtable
+        (module `segments`); None when a segment's summary does not cover them."""
+        if self._summary is not None and self._summary[0] == (self.version, tuple(tags)):
+            return self._summary[1]
+        parts = []
+        for segment in self.segments:
+            if segment.summary is None or not all(t in segment.summary.column_names for t in tags):
+                return None
+            parts.append(segment.summary.select(tags))
+        schema = pa.schema([(t, pa.string()) for t in tags])
+        mem = pa.Table.from_batches(self.memtable_batches(), self.schema).select(tags)
+        parts.append(mem.group_by(tags, use_threads=False).aggregate([]) if tags else mem)
+        combined = pa.concat_tables([p.cast(schema) for p in parts])
+        out = combined.group_by(tags, use_threads=False).aggregate([]).select(tags) if tags else combined
+        self._summary = ((self.version, tuple(tags)), out)
+        return out
 
     @property
     def num_rows(self) -> int:
-        return sum(c.batch.num_rows for c in self.chunks) + self.mem_rows
+        return sum(s.rows for s in self.segments) + self.mem_rows
 
 
 def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBatch:
@@ -244,19 +304,8 @@ def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBat
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def query_view(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """`batch` with its string columns cast to string_view (zero-copy for the string bytes)."""
-    schema = batch.schema
-    if pa.string() not in schema.types:
-        return batch
-    arrays = [col.cast(pa.string_view()) if col.type == pa.string() else col for col in batch.columns]
-    return pa.RecordBatch.from_arrays(arrays, names=schema.names)
-
-
-def _make_chunk(batch: pa.RecordBatch) -> Chunk:
-    times = batch.column("time").cast(pa.int64())
-    lo, hi = pc.min_max(times).values() if batch.num_rows else (pa.scalar(0), pa.scalar(0))
-    return Chunk(batch, lo.as_py() or 0, hi.as_py() or 0, next(_ids))
+def _unit_ns(time_type: pa.TimestampType) -> int:
+    return {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}[time_type.unit]
 
 
 def _merge_rows(new: pa.RecordBatch, new_keys: list, old: pa.RecordBatch, old_keys: list

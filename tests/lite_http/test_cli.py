@@ -17,9 +17,10 @@ from cnosdb_lite import cli
 from .lite_client import Client, basic
 
 REPO = Path(__file__).resolve().parents[2]
-OPTIONS = ["--data-dir", "--http-addr", "--user", "--password", "--auth-enabled", "--quirks", "--log-level"]
+OPTIONS = ["--data-dir", "--http-addr", "--user", "--password", "--auth-enabled", "--quirks", "--memtable-size",
+           "--log-level"]
 ENV_TWINS = ["CNOSDB_LITE_DATA_DIR", "CNOSDB_LITE_HTTP_ADDR", "CNOSDB_LITE_USER", "CNOSDB_LITE_PASSWORD",
-             "CNOSDB_LITE_AUTH_ENABLED", "CNOSDB_LITE_QUIRKS", "CNOSDB_LITE_LOG_LEVEL"]
+             "CNOSDB_LITE_AUTH_ENABLED", "CNOSDB_LITE_QUIRKS", "CNOSDB_LITE_MEMTABLE_SIZE", "CNOSDB_LITE_LOG_LEVEL"]
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +54,16 @@ def test_defaults(monkeypatch, tmp_path):
     assert args.http_addr == ("127.0.0.1", 8902)
     assert (args.user, args.password, args.auth_enabled, args.log_level) == ("root", "", False, "warning")
     assert args.quirks is False
+    assert args.memtable_size == 64
+
+
+def test_memtable_size_from_flag_or_environment(monkeypatch, capsys):
+    assert cli.build_parser().parse_args(["--memtable-size", "16"]).memtable_size == 16
+    monkeypatch.setenv("CNOSDB_LITE_MEMTABLE_SIZE", "8")
+    assert cli.build_parser().parse_args([]).memtable_size == 8
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--memtable-size", "0"])
+    assert "must be at least 1" in capsys.readouterr().err
 
 
 def test_xdg_data_home_moves_the_default_data_dir(monkeypatch, tmp_path):

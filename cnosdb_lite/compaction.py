@@ -1,0 +1,201 @@
+"""Background compaction: small segments of a time partition are merged into large ones.
+
+Policy (size-tiered): segments of one table and one time partition (module `segments`) are grouped in
+tiers of about 4x rows each (`tier`); a tier that holds `FANIN` segments or more is merged, up to
+`2 * FANIN` of them and `MAX_ROWS` rows.  Each segment is merged O(log n) times, so write amplification
+stays small.  A partition older than the table's newest one (writes have moved on) is merged into one
+segment (up to `MAX_ROWS`; late rows wait until they are an eighth of it): a trace lookup then opens
+about one file per day of data.
+
+A merge runs in its own thread without the engine lock: it reads the input files through DataFusion (each
+declared sorted as written, so the ORDER BY is a streaming sort-preserving merge, not a sort in memory),
+and streams the result into a new segment.  Then, under the lock, the new segment replaces the inputs
+if they are all still the table's (an upsert, DELETE or TTL expiry may have replaced one meanwhile; the
+merge is then dropped) and a checkpoint commits the swap.  Upsert semantics need nothing more: no key
+is stored twice across segments (module `table`), so merging never has to choose between rows.  A crash
+at any point leaves either the old manifest (the output is an unreferenced file, deleted by the next
+checkpoint) or the new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from datafusion import RecordBatchStream, RuntimeEnvBuilder, SessionConfig, SessionContext, col
+
+from . import segments as seg
+from . import storage
+from .segments import Segment
+from .table import Table
+
+log = logging.getLogger("cnosdb_lite")
+
+FANIN = 4
+TIER_BASE_ROWS = 65_536
+MAX_ROWS = 16 << 20
+MERGE_MEMORY = 128 << 20        # DataFusion's memory pool for a merge: a batch of each input, and its output
+MERGE_BATCH_ROWS = 2_048
+IDLE_WAKEUP_S = 30.0
+
+
+def tier(rows: int) -> int:
+    """0 below 64 k rows, then one tier per factor of 4."""
+    return ((rows // TIER_BASE_ROWS).bit_length() + 1) // 2
+
+
+def pick(table: Table, unit_ns: int) -> list[Segment] | None:
+    """The segments of `table` to merge next, or None."""
+    groups: dict[tuple[int, int], list[Segment]] = {}
+    partitions: dict[int, list[Segment]] = {}
+    for segment in table.segments:
+        part = seg.partition(segment.tmin, unit_ns)
+        partitions.setdefault(part, []).append(segment)
+        groups.setdefault((part, tier(segment.rows)), []).append(segment)
+    newest = max(partitions, default=0)
+    for part, members in partitions.items():        # a partition new writes have left: one file, if it fits
+        total, largest = sum(s.rows for s in members), max(s.rows for s in members)
+        worth = (total - largest) * 8 >= largest      # not a whole day rewritten for a few late rows
+        if part != newest and len(members) > 1 and total <= MAX_ROWS and worth:
+            return members
+    for group in groups.values():
+        if len(group) < FANIN:
+            continue
+        chosen: list[Segment] = []
+        for segment in sorted(group, key=lambda s: s.rows):
+            if len(chosen) == 2 * FANIN or sum(s.rows for s in chosen) + segment.rows > MAX_ROWS:
+                break
+            chosen.append(segment)
+        if len(chosen) >= 2:
+            return chosen
+    return None
+
+
+class Stopped(Exception):
+    """The engine is closing: a merge in progress gives up (its output file is cleaned up)."""
+
+
+def merge(inputs: list[Segment], schema: pa.Schema, tags: list[str], path: Path,
+          stopping: Callable[[], bool] = lambda: False) -> Segment:
+    """One segment holding the rows of `inputs`, in segment order; the inputs are left as they are."""
+    present: set[str] = set()
+    for segment in inputs:
+        present.update(segment.column_names())
+    schema = pa.schema([f for f in schema if f.name in present])
+    keys = [name for name, _ in seg.sort_key(tags) if name in present]
+    config = SessionConfig().with_target_partitions(1).with_batch_size(MERGE_BATCH_ROWS)
+    ctx = SessionContext(config, RuntimeEnvBuilder().with_fair_spill_pool(MERGE_MEMORY).with_disk_manager_os())
+    order = [[col(f'"{k}"').sort(ascending=True, nulls_first=False) for k in keys]]
+    for i, segment in enumerate(inputs):
+        ctx.register_parquet(f"s{i}", str(segment.path), schema=schema, file_sort_order=order)
+    union = " UNION ALL ".join(f"SELECT * FROM s{i}" for i in range(len(inputs)))
+    by = ", ".join(f'"{k}" ASC NULLS LAST' for k in keys)
+    stream = ctx.sql(f"SELECT * FROM ({union}) ORDER BY {by}").execute_stream()
+    trace = seg.trace_tag(tags)
+    ids = _trace_index(inputs) if trace in present else None
+    stats = _Stats(ids=ids, trace=trace, service=seg.service_tag(tags) if seg.service_tag(tags) in present else None,
+                   stopping=stopping)
+    summary = seg.merge_summaries(inputs)
+    storage.write_segment(path, schema, stats.track(stream, schema), seg.ROW_GROUP_ROWS, seg.PAGE_ROWS,
+                          seg.plain(tags, summary))
+    return Segment(path, stats.rows, stats.tmin, stats.tmax, summary, ids)
+
+
+def _trace_index(inputs: list[Segment]) -> seg.TraceIndex | None:
+    """An empty index for the merge of `inputs`, each service's bloom sized for their IDs together."""
+    sizes: dict[str, int] = {}
+    for segment in inputs:
+        if segment.ids is None:
+            return None
+        for key, bloom in segment.ids.blooms.items():
+            sizes[key] = sizes.get(key, 0) + bloom.capacity(seg.IdBloom.SERVICE)
+    return seg.TraceIndex.empty(sizes)
+
+
+@dataclass
+class _Stats:
+    rows: int = 0
+    tmin: int = 2**63 - 1
+    tmax: int = -(2**63)
+    ids: seg.TraceIndex | None = None
+    trace: str | None = None
+    service: str | None = None
+    stopping: Callable[[], bool] = lambda: False
+
+    def track(self, stream: RecordBatchStream, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        for item in stream:
+            if self.stopping():
+                raise Stopped
+            batch = item.to_pyarrow()
+            if not batch.num_rows:
+                continue
+            batch = pa.RecordBatch.from_arrays([c.cast(f.type) for c, f in zip(batch.columns, schema, strict=True)],
+                                               schema=schema)
+            lo, hi = pc.min_max(batch.column("time").cast(pa.int64())).values()
+            self.tmin, self.tmax = min(self.tmin, lo.as_py()), max(self.tmax, hi.as_py())
+            self.rows += batch.num_rows
+            if self.ids is not None and self.trace is not None:
+                self.ids.add(seg.TraceIndex.pairs(batch, self.service, self.trace))
+            yield batch
+
+
+@dataclass
+class Job:
+    """A table's merge, as the engine hands it out under its lock."""
+
+    table: Table
+    inputs: list[Segment]
+    schema: pa.Schema
+    output: Path                    # where the merged segment goes (the engine keeps it from cleanup)
+
+
+class Compactor:
+    """The background thread.  `next_job` and `finish` are called with the engine lock held by the
+    engine's callbacks; the merge itself runs without it."""
+
+    def __init__(self, next_job: Callable[[], Job | None], finish: Callable[[Job, Segment | None], None]) -> None:
+        self._next_job = next_job
+        self._finish = finish
+        self._wake = threading.Event()
+        self._idle = threading.Event()             # set when a pass found nothing to merge
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="cnosdb-lite-compactor", daemon=True)
+        self._thread.start()
+
+    def nudge(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        return self._idle.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(IDLE_WAKEUP_S)
+            self._wake.clear()
+            while not self._stop:
+                job = self._next_job()
+                if job is None:
+                    self._idle.set()
+                    break
+                output = None
+                try:
+                    output = merge(job.inputs, job.schema, job.table.tags(), job.output, lambda: self._stop)
+                except Stopped:
+                    self._finish(job, None)
+                    break
+                except Exception as e:  # an input replaced and deleted meanwhile, a full disk: try later
+                    log.warning("event=compaction_failed table=%s error=%r", job.table.name, e)
+                    self._finish(job, None)
+                    break
+                self._finish(job, output)
