@@ -11,6 +11,7 @@ This is a lite engine for one host, not a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -18,7 +19,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -121,6 +122,8 @@ class Engine:
         self.memtable_bytes = memtable_bytes
         self._compactor: Compactor | None = None
         self._pending: set[Path] = set()       # compaction outputs being written: kept from cleanup
+        self._reading = 0                        # queries running outside the lock (see `_reading_files`)
+        self._doomed: set[Path] = set()          # files a checkpoint dropped while queries ran
         self.quirks = quirks_from_env() if quirks is None else quirks
         self.scan_accounting = self.quirks if scan_accounting is None else scan_accounting
         self.scans: deque[ScanReport] = deque(maxlen=SCAN_LOG_SIZE)
@@ -309,6 +312,11 @@ class Engine:
     # -- queries ------------------------------------------------------------------------------------------
     def _select(self, tenant: str, database: str, sql: str, tokens: list[Token]
                 ) -> tuple[pa.Table, ScanReport | None]:
+        with self._reading_files():
+            return self._select_now(tenant, database, sql, tokens)
+
+    def _select_now(self, tenant: str, database: str, sql: str, tokens: list[Token]
+                    ) -> tuple[pa.Table, ScanReport | None]:
         """A statement for DataFusion; a missing database has no tables (CnosDB: table not found)."""
         view = None
         with self.lock:
@@ -335,6 +343,11 @@ class Engine:
 
     def _show_tags(self, tenant: str, database: str, sql: str, cmd: ddl.ShowTags
                    ) -> tuple[pa.Table, ScanReport | None]:
+        with self._reading_files():
+            return self._show_tags_now(tenant, database, sql, cmd)
+
+    def _show_tags_now(self, tenant: str, database: str, sql: str, cmd: ddl.ShowTags
+                       ) -> tuple[pa.Table, ScanReport | None]:
         database = cmd.database or database
         with self.lock:
             db = self.tenant(tenant).get(database)
@@ -351,6 +364,21 @@ class Engine:
                 if self.scan_accounting else None
         result = show_tags.empty_tag_values() if text is None else self._run(ctx, text, tenant, database)
         return result, self._report(sql, reads)
+
+    @contextlib.contextmanager
+    def _reading_files(self) -> Iterator[None]:
+        """Around a query that reads segment files outside the lock: the files a checkpoint (after a merge or a
+        rewrite) drops meanwhile are deleted once no query runs, not under a query that planned them."""
+        with self.lock:
+            self._reading += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self._reading -= 1
+                if not self._reading and self._doomed:
+                    storage.remove_files(self.data_dir, self._doomed)
+                    self._doomed = set()
 
     def _run(self, ctx: SessionContext, sql: str, tenant: str, database: str) -> pa.Table:
         try:
@@ -414,7 +442,11 @@ class Engine:
             if previous:
                 referenced |= storage.segment_paths(self.data_dir, previous)
             referenced |= self._pending
-            storage.remove_unreferenced(self.data_dir, referenced)
+            unreferenced = storage.unreferenced(self.data_dir, referenced)
+            if self._reading:                    # queries may still read them: deleted when the last one ends
+                self._doomed |= unreferenced
+            else:
+                storage.remove_files(self.data_dir, unreferenced)
         pa.default_memory_pool().release_unused()    # the flushed memtables' memory, back to the system
         if self._compactor is not None:
             self._compactor.nudge()

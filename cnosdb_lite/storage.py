@@ -243,11 +243,16 @@ def remove_wal_before(directory: Path, gen: int) -> None:
             wal_path(directory, old).unlink(missing_ok=True)
 
 
-def remove_unreferenced(data_dir: Path, referenced: set[Path]) -> None:
-    """Delete Parquet files (and emptied directories) the committed manifest does not name."""
-    for path in data_dir.glob("*/*/*/*"):
-        if path.suffix in (".parquet", ".tmp") and path not in referenced:
-            path.unlink(missing_ok=True)
+def unreferenced(data_dir: Path, referenced: set[Path]) -> set[Path]:
+    """Parquet files (and leftovers of unfinished ones) the committed manifest does not name."""
+    return {path for path in data_dir.glob("*/*/*/*")
+            if path.suffix in (".parquet", ".tmp") and path not in referenced}
+
+
+def remove_files(data_dir: Path, paths: set[Path]) -> None:
+    """Delete `paths`, then the directories that left empty."""
+    for path in paths:
+        path.unlink(missing_ok=True)
     for depth in ("*/*/*", "*/*", "*"):
         for d in data_dir.glob(depth):
             if d.is_dir() and d.name != "wal" and not any(d.iterdir()):

@@ -85,6 +85,30 @@ def test_upsert_across_segments_compaction_and_restart(tmp_path: Path, clock: Cl
         e.close()
 
 
+def test_a_query_keeps_the_files_it_planned_while_a_checkpoint_drops_them(disk: Engine,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    for round_ in range(2):
+        disk.write_lines("cnosdb", "public", "\n".join(f"m,k=k{i} r{round_}={round_}i {i}" for i in range(100)))
+        disk.checkpoint()
+    planned = {segment.path for segment in _table(disk).segments}
+    replaced: set[Path] = set()
+    run = Engine._run
+
+    def run_after_a_rewrite(self: Engine, *args: object) -> object:
+        self.write_lines("cnosdb", "public", "m,k=k5 r0=99i 5")  # an upsert hit: its segment is rewritten
+        self.checkpoint()  # the old file leaves the manifest (kept while the previous manifest names it)
+        self.checkpoint()  # and the previous manifest: unreferenced now
+        replaced.update(planned - {segment.path for segment in _table(self).segments})
+        assert replaced and all(path.exists() for path in replaced)  # yet still there for this query
+        return run(self, *args)
+
+    monkeypatch.setattr(Engine, "_run", run_after_a_rewrite)
+    assert q(disk, "SELECT count(*) AS n, sum(r1) AS s FROM m") == [{"n": 100, "s": 100}]
+    monkeypatch.setattr(Engine, "_run", run)
+    assert not any(path.exists() for path in replaced)  # deleted when the query ended
+    assert q(disk, "SELECT r0 FROM m WHERE k = 'k5'") == [{"r0": 99}]
+
+
 def test_show_tag_values_from_summaries_matches_the_rows(disk: Engine) -> None:
     _spans(disk, 0, 5, "a")
     disk.checkpoint()
