@@ -67,6 +67,9 @@ class Config:
         "help": "retention of the database when this server creates it ('7d', '30d', 'INF')"})
     data_dir: str = field(default_factory=default_data_dir, metadata={
         "help": "data directory of the embedded cnosdb-lite (used only without --cnosdb-url)"})
+    memtable_size: int = field(default=64, metadata={
+        "help": "MiB of recent writes the embedded cnosdb-lite holds in memory before it writes them to disk as "
+                "Parquet segments (used only without --cnosdb-url)"})
     batch_size: int = field(default=5000, metadata={
         "help": "spans per line-protocol write to CnosDB"})
     batch_delay: float = field(default=0.0, metadata={
@@ -215,6 +218,8 @@ def validate(config: Config) -> None:
         raise ConfigError("--max-span-attributes must be at least 0")
     if config.max_attribute_columns < 0:
         raise ConfigError("--max-attribute-columns must be at least 0")
+    if config.memtable_size < 1:
+        raise ConfigError("--memtable-size must be at least 1 MiB")
     if config.max_tables < 0:
         raise ConfigError("--max-tables must be at least 0")
     if config.cnosdb_url:

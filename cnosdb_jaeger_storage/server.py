@@ -151,7 +151,7 @@ async def start(config: Config) -> Server:
     client: CnosDB
     try:
         if config.embedded:
-            engine = _open_engine(config.data_dir)
+            engine = _open_engine(config.data_dir, config.memtable_size)
             client = InProcessCnosDB(engine)
             log.info("embedded cnosdb-lite data_dir=%s", config.data_dir)
         else:
@@ -203,7 +203,7 @@ async def start(config: Config) -> Server:
     return server
 
 
-def _open_engine(data_dir: str) -> Engine:
+def _open_engine(data_dir: str, memtable_mib: int) -> Engine:
     """The embedded cnosdb-lite on `data_dir`, or StartupError saying what is missing or in the way."""
     try:  # the `embedded` extra: pyarrow and DataFusion, only needed here
         from cnosdb_lite.engine import Engine
@@ -213,7 +213,7 @@ def _open_engine(data_dir: str) -> Engine:
                            "pip install 'cnosdb-jaeger-storage[embedded]', or give --cnosdb-url") from None
     _check_data_dir(data_dir)
     try:
-        return Engine(data_dir)
+        return Engine(data_dir, memtable_bytes=memtable_mib * 2**20)
     except DataDirLocked as exc:
         raise StartupError(f"--data-dir {data_dir}: {exc}") from None
 

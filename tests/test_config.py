@@ -58,6 +58,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "table": ("spans", "spans"),
     "ttl": ("30d", "30d"),
     "data_dir": ("/var/lib/cjs", "/var/lib/cjs"),
+    "memtable_size": ("16", 16),
     "batch_size": ("100", 100),
     "batch_delay": ("0.25", 0.25),
     "max_writes_in_flight": ("4", 4),
@@ -78,7 +79,8 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "log_level": ("debug", "debug"),
 }
 # Another valid value, to tell a flag from an environment variable.
-OTHER = {"batch_size": ("200", 200), "max_tables": ("5", 5), "max_inflight_bytes": ("8192", 8192),
+OTHER = {"batch_size": ("200", 200), "memtable_size": ("32", 32), "max_tables": ("5", 5),
+         "max_inflight_bytes": ("8192", 8192),
          "max_span_attributes": ("32", 32), "max_attribute_columns": ("300", 300),
          "cnosdb_wait": ("7", 7.0), "cnosdb_timeout": ("90", 90.0), "batch_delay": ("0.5", 0.5),
          "max_writes_in_flight": ("3", 3), "cnosdb_compression": ("none", "none"),
@@ -153,6 +155,7 @@ def test_environment_names_are_exact() -> None:
     ({"CNOSDB_JAEGER_WRITE_RETRIES": "0"}, "--write-retries must be at least 1"),
     ({"CNOSDB_JAEGER_BATCH_DELAY": "-1"}, "--batch-delay must be at least 0 seconds"),
     ({"CNOSDB_JAEGER_MAX_WRITES_IN_FLIGHT": "0"}, "--max-writes-in-flight must be at least 1"),
+    ({"CNOSDB_JAEGER_MEMTABLE_SIZE": "0"}, "--memtable-size must be at least 1 MiB"),
     ({"CNOSDB_JAEGER_CNOSDB_COMPRESSION": "zstd"}, "--cnosdb-compression must be auto, gzip or none"),
     ({"CNOSDB_JAEGER_MAX_SPAN_ATTRIBUTES": "-1"}, "--max-span-attributes must be at least 0"),
     ({"CNOSDB_JAEGER_MAX_ATTRIBUTE_COLUMNS": "-1"}, "--max-attribute-columns must be at least 0"),
@@ -172,7 +175,7 @@ def test_environment_names_are_exact() -> None:
     ({"CNOSDB_JAEGER_TTL": "7x"}, "--ttl: '7x' is not a retention such as '7d', '12h' or 'INF'"),
     ({"CNOSDB_JAEGER_TTL": "0d"}, "--ttl: '0d' is not a retention such as '7d', '12h' or 'INF'"),
 ], ids=["int", "float", "empty-int", "batch-size", "pending-below-batch", "retries", "batch-delay",
-        "writes-in-flight", "compression", "span-attributes",
+        "writes-in-flight", "memtable-size", "compression", "span-attributes",
         "attribute-columns", "timeout", "url", "url-scheme",
         "log-level", "empty-grpc", "grpc-no-port", "named-port", "port-too-large", "admin-no-port", "negative-port",
         "otlp-grpc", "ttl-unit", "ttl-zero"])

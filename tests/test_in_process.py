@@ -5,6 +5,7 @@ identically."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,3 +109,20 @@ def test_both_paths_answer_trace_services_and_operations_alike(servers: Pair) ->
         traces = [normalized(get_trace(server, trace_of(name).spans[0].trace_id)) for name in SEARCH_TRACES]
         answers.append((services, operations, traces, normalized(get_trace(server, OTLP_TRACE))))
     assert answers[0] == answers[1] and len(answers[0][0]) > 3
+
+
+def test_the_embedded_engine_flushes_at_the_configured_memtable_size(tmp_path: Path) -> None:
+    with running_server(server_config(tmp_path, memtable_size=1)) as server:
+        engine = server.server.engine
+        assert engine is not None and engine.memtable_bytes == 2**20
+        request = otlp_request()
+        template = request.resource_spans[0].scope_spans[0].spans[0]
+        template.attributes.add(key="payload").value.string_value = "x" * 1024
+        spans = request.resource_spans[0].scope_spans[0].spans
+        for i in range(1, 3000):  # over 3 MiB of distinct rows
+            spans.add().CopyFrom(template)
+            spans[-1].trace_id = i.to_bytes(16, "big")
+        with server.channel() as channel:
+            trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=60)
+        table = engine.tenants["cnosdb"]["jaeger"].tables["jaeger_spans"]
+        assert table.segments  # written to disk as Parquet, not kept in memory
