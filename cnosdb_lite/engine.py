@@ -73,7 +73,7 @@ class _Context:
 
     def register(self, name: str, table: Table, hidden: bool) -> None:
         """Register `table`'s segments and memtable, and view `name` of them all."""
-        schema = table.schema
+        schema = _visible(table.schema, hidden)
         parts = self._parts.setdefault(name, set())
         known = self._schemas.get(name)
         if known is None or not schema.equals(known):
@@ -81,7 +81,7 @@ class _Context:
                 self.ctx.deregister_table(part)
             parts.clear()
             self._schemas[name] = schema
-        wanted = {f"__seg_{s.id}": s for s in table.segments}
+        wanted = {_segment_name(s): s for s in table.segments}
         for part in parts - set(wanted):
             self.ctx.deregister_table(part)
         for part in set(wanted) - parts:
@@ -90,18 +90,37 @@ class _Context:
         mem = f"__mem_{id(table)}"
         if self.ctx.table_exist(mem):
             self.ctx.deregister_table(mem)
-        batches = table.memtable_batches() or [pa.RecordBatch.from_pylist([], schema=schema)]
-        self.ctx.register_record_batches(mem, [batches])
-        self.register_view(name, table, hidden, table.segments)
+        batches = [b.select(schema.names) for b in table.memtable_batches()]
+        self.ctx.register_record_batches(mem, [batches or [pa.RecordBatch.from_pylist([], schema=schema)]])
+        self._union(name, [*wanted, mem])
 
-    def register_view(self, name: str, table: Table, hidden: bool, segments: list[Segment]) -> None:
-        """View `name`: the UNION ALL of `segments` (registered by `register`) and the memtable."""
-        columns = ", ".join(quote_ident(c) for c in table.schema.names if hidden or c != WRITE_COL)
-        parts = [f"__seg_{s.id}" for s in segments] + [f"__mem_{id(table)}"]
+    def register_narrowed(self, table: Table, hidden: bool, segments: list[Segment], memtable: pa.Table | None
+                          ) -> tuple[str, list[str]]:
+        """A source of `segments` and of the memtable, or of just its rows `memtable` when given (a narrowed
+        read, `_narrowed`): the name to read and the temporary tables to deregister after the query.  A
+        single part is read directly; several through a UNION ALL view (planning a view costs ~1 ms)."""
+        parts = [_segment_name(s) for s in segments]
+        temporary = []
+        if memtable is None:
+            parts.append(f"__mem_{id(table)}")
+        elif memtable.num_rows or not parts:
+            rows = f"__narrowed_rows_{next(_views)}"
+            schema = _visible(table.schema, hidden)
+            batches = memtable.select(schema.names).to_batches()
+            self.ctx.register_record_batches(rows, [batches or [pa.RecordBatch.from_pylist([], schema=schema)]])
+            parts.append(rows)
+            temporary.append(rows)
+        if len(parts) == 1:
+            return parts[0], temporary
+        view = f"__narrowed_{next(_views)}"
+        self._union(view, parts)
+        return view, [*temporary, view]
+
+    def _union(self, name: str, parts: list[str]) -> None:
+        """View `name`: the UNION ALL of `parts` (registered with the same visible schema)."""
         if self.ctx.table_exist(name):
             self.ctx.deregister_table(name)
-        self.ctx.register_view(name, self.ctx.sql(" UNION ALL ".join(f"SELECT {columns} FROM {quote_ident(p)}"
-                                                                      for p in parts)))
+        self.ctx.register_view(name, self.ctx.sql(" UNION ALL ".join(f"SELECT * FROM {quote_ident(p)}" for p in parts)))
 
     def drop(self, name: str) -> None:
         for part in self._parts.pop(name, set()):
@@ -318,27 +337,30 @@ class Engine:
     def _select_now(self, tenant: str, database: str, sql: str, tokens: list[Token]
                     ) -> tuple[pa.Table, ScanReport | None]:
         """A statement for DataFusion; a missing database has no tables (CnosDB: table not found)."""
-        view = None
         with self.lock:
             db = self.tenant(tenant).get(database)
             tables = db.tables if db is not None else {}
             ctx = self.session(tenant, database) if db is not None else self._no_tables.ctx
             changes = quirks_edits(sql, tokens, tables) if self.quirks else []
             narrowed = _narrowed(tokens, tables) if db is not None else None
+            temporary: list[str] = []
             if narrowed is not None:
-                view = f"__narrowed_{next(_views)}"
                 table, keep, refs = narrowed
-                self._contexts[(tenant, database)].register_view(view, table, self.quirks, keep)
-                changes += [(r.start, r.end, quote_ident(view) + ("" if r.alias else f" AS {quote_ident(r.name)}"))
+                found = pushdown.selects(tokens)
+                traces, everywhere = _pinned_traces(found, table)
+                rows = _memtable_rows(table, traces) if traces else None
+                source, temporary = self._contexts[(tenant, database)].register_narrowed(
+                    table, self.quirks, keep, rows if everywhere else None)
+                changes += [(r.start, r.end, quote_ident(source) + ("" if r.alias else f" AS {quote_ident(r.name)}"))
                             for r in refs]
-                changes += _service_hint(pushdown.selects(tokens), table, keep)
+                changes += _service_hint(found, table, keep, traces, rows)
             text = quirks_apply(sql, changes)
             reads = self._accountant.plan_select(tokens, tables) if self.scan_accounting else None
         try:
             result = self._run(ctx, text, tenant, database)
         finally:
-            if view is not None:
-                ctx.deregister_table(view)
+            for name in temporary:
+                ctx.deregister_table(name)
         return result, self._report(sql, reads)
 
     def _show_tags(self, tenant: str, database: str, sql: str, cmd: ddl.ShowTags
@@ -516,31 +538,48 @@ def _narrowed(tokens: list[Token], tables: dict[str, Table]
     return table, keep, refs
 
 
-def _service_hint(found: list[pushdown.Select], table: Table, keep: list[Segment]) -> list[tuple[int, int, str]]:
+def _pinned_traces(found: list[pushdown.Select], table: Table) -> tuple[set[str], bool]:
+    """The trace IDs the statement's SELECTs pin the trace ID to, and whether every reference to `table` is
+    so pinned (then no row of another trace can reach the result)."""
+    trace = segments.trace_tag(table.tags())
+    values: set[str] = set()
+    everywhere = True
+    for select in found:
+        for ref in select.tables:
+            pinned = _pins(select, ref, table).get(trace) if trace is not None else None
+            if pinned:
+                values.update(pinned)
+            else:
+                everywhere = False
+    return values, everywhere
+
+
+def _memtable_rows(table: Table, traces: set[str]) -> pa.Table:
+    """The memtable's rows of the trace IDs `traces`."""
+    trace = segments.trace_tag(table.tags())
+    wanted = pa.array(sorted(traces), pa.string())
+    mem = pa.Table.from_batches(table.memtable_batches(), table.schema)
+    return mem.filter(pc.is_in(mem.column(trace), value_set=wanted))
+
+
+def _service_hint(found: list[pushdown.Select], table: Table, keep: list[Segment], traces: set[str],
+                  memtable: pa.Table | None) -> list[tuple[int, int, str]]:
     """Edits that add to every SELECT pinning the trace ID the services those traces may have (from the
-    segments' `TraceIndex` and the memtable's rows): true for every row the statement can return, and it
-    lets the scan prune to those services' rows of segments sorted by service (module `segments`)."""
+    segments' `TraceIndex` and the memtable's rows of `traces`): true for every row the statement can
+    return, and it lets the scan prune to those services' rows of segments sorted by service (module
+    `segments`)."""
     tags = table.tags()
     service, trace = segments.service_tag(tags), segments.trace_tag(tags)
-    if service is None or trace is None:
+    if service is None or trace is None or memtable is None:
         return []
-    targets: list[tuple[pushdown.Select, list[pushdown.TableRef]]] = []
-    values: set[str] = set()
-    for select in found:
-        refs = [ref for ref in select.tables if _pins(select, ref, table).get(trace)]
-        for ref in refs:
-            values.update(_pins(select, ref, table)[trace])
-        if refs:
-            targets.append((select, refs))
+    targets = [(select, refs) for select in found
+               if (refs := [ref for ref in select.tables if _pins(select, ref, table).get(trace)])]
     keys: set[str] = set()
     for segment in keep:
         if segment.ids is None:
             return []
-        keys |= segment.ids.services(values)
-    wanted = pa.array(sorted(values), pa.string())
-    for batch in table.memtable_batches():
-        rows = batch.filter(pc.is_in(batch.column(trace), value_set=wanted))
-        keys |= {segments.NO_SERVICE if v is None else v for v in pc.unique(rows.column(service)).to_pylist()}
+        keys |= segment.ids.services(traces)
+    keys |= {segments.NO_SERVICE if v is None else v for v in pc.unique(memtable.column(service)).to_pylist()}
     names = ", ".join("'" + k.replace("'", "''") + "'" for k in sorted(keys - {segments.NO_SERVICE}))
     edits = []
     for select, refs in targets:
@@ -579,6 +618,15 @@ def _may_hold(segment: Segment, pins: dict[str, tuple[str, ...]], table: Table) 
                 pc.is_in(summary.column(tag), value_set=pa.array(values, pa.string()))).as_py():
             return False
     return True
+
+
+def _segment_name(segment: Segment) -> str:
+    return f"__seg_{segment.id}"
+
+
+def _visible(schema: pa.Schema, hidden: bool) -> pa.Schema:
+    """The columns queries see: the write-number column only in quirks mode (module `table`)."""
+    return schema if hidden else schema.remove(schema.get_field_index(WRITE_COL))
 
 
 def _summary_context(name: str, summary: pa.Table) -> SessionContext:

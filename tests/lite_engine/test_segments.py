@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -17,7 +18,8 @@ from .fake_clock import Clock
 def q(e: Engine, sql: str) -> list[dict]:
     result = e.execute("cnosdb", "public", sql)
     assert result is not None
-    return result.to_pylist()
+    plain = [f.with_type(pa.int64()) if pa.types.is_timestamp(f.type) else f for f in result.schema]
+    return result.cast(pa.schema(plain)).to_pylist()
 
 
 def _table(e: Engine, name: str = "m") -> Table:
@@ -145,6 +147,9 @@ def test_a_statement_pinned_to_traces_reads_the_right_rows(disk: Engine) -> None
         "SELECT m.span_id FROM m WHERE m.trace_id = 't20' AND m.d > 201 ORDER BY 1",
         "SELECT span_id, service FROM m WHERE trace_id = 't22' OR trace_id = 't41' ORDER BY 1",
         "SELECT trace_id, count(*) AS n FROM m WHERE trace_id IN ('t2', 't12') AND d >= 0 GROUP BY 1 ORDER BY 1",
+        "SELECT * FROM m WHERE trace_id = 't12' ORDER BY span_id",             # one segment, read directly
+        "SELECT * FROM m WHERE trace_id IN ('t41') ORDER BY span_id",          # only memtable rows
+        "SELECT * FROM m WHERE trace_id IN ('nope') ORDER BY span_id",         # nothing anywhere
     ]
     narrowed = [q(disk, sql) for sql in statements]
     disk.checkpoint()
@@ -157,6 +162,8 @@ def test_a_statement_pinned_to_traces_reads_the_right_rows(disk: Engine) -> None
     assert [r["n"] for r in narrowed[3]] == [3, 3]
     assert [r["service"] for r in narrowed[5]] == [None] + ["svc1"] * 4 + ["a"] * 4
     assert [r["n"] for r in narrowed[6]] == [5, 5]
+    assert [sorted(r) for r in narrowed[7][:1] + narrowed[8][:1]] == [sorted(q(disk, "SELECT * FROM m LIMIT 1")[0])] * 2
+    assert len(narrowed[8]) == 4 and narrowed[9] == []
 
 
 def test_open_reads_segment_metadata_not_rows(tmp_path: Path, clock: Clock) -> None:
