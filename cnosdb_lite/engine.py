@@ -566,11 +566,11 @@ def _service_hint(found: list[pushdown.Select], table: Table, keep: list[Segment
                   memtable: pa.Table | None) -> list[tuple[int, int, str]]:
     """Edits that add to every SELECT pinning the trace ID the services those traces may have (from the
     segments' `TraceIndex` and the memtable's rows of `traces`): true for every row the statement can
-    return, and it lets the scan prune to those services' rows of segments sorted by service (module
-    `segments`)."""
+    return, and it lets the scan prune to those services' rows when segments are sorted by service (module
+    `segments`, `SORT_BY_SERVICE`)."""
     tags = table.tags()
     service, trace = segments.service_tag(tags), segments.trace_tag(tags)
-    if service is None or trace is None or memtable is None:
+    if not segments.SORT_BY_SERVICE or service is None or trace is None or memtable is None:
         return []
     targets = [(select, refs) for select in found
                if (refs := [ref for ref in select.tables if _pins(select, ref, table).get(trace)])]
