@@ -92,35 +92,47 @@ class _Context:
             self.ctx.deregister_table(mem)
         batches = [b.select(schema.names) for b in table.memtable_batches()]
         self.ctx.register_record_batches(mem, [batches or [pa.RecordBatch.from_pylist([], schema=schema)]])
-        self._union(name, [*wanted, mem])
+        self._union(name, [f"SELECT * FROM {quote_ident(part)}" for part in [*wanted, mem]])
 
-    def register_narrowed(self, table: Table, hidden: bool, segments: list[Segment], memtable: pa.Table | None
-                          ) -> tuple[str, list[str]]:
-        """A source of `segments` and of the memtable, or of just its rows `memtable` when given (a narrowed
-        read, `_narrowed`): the name to read and the temporary tables to deregister after the query.  A
-        single part is read directly; several through a UNION ALL view (planning a view costs ~1 ms)."""
-        parts = [_segment_name(s) for s in segments]
+    def register_narrowed(self, table: Table, hidden: bool, kept: list[Segment], memtable: pa.Table | None,
+                          traces: set[str] | None) -> tuple[str, list[str]]:
+        """A source of the segments `kept` and of the memtable, or of just its rows `memtable` when given (a
+        narrowed read, `_narrowed`): the name to read and the temporary tables to deregister after the query.
+        With `traces` (every reference pins the trace ID to them), a segment is read for just the IDs its
+        bloom filter may hold: the page index then skips the pages the others would fall in.  A single part
+        read whole is read directly; otherwise through a UNION ALL view (planning a view costs ~1 ms)."""
+        trace = segments.trace_tag(table.tags())
+        reads: list[tuple[str, str]] = []                  # (part, condition: '' to read it whole)
+        for segment in kept:
+            condition = ""
+            if traces is not None and trace is not None and segment.ids is not None:
+                held = sorted(t for t in traces if segment.ids.may_hold(t))
+                if not held:
+                    continue
+                if len(held) < len(traces):
+                    condition = f" WHERE {quote_ident(trace)} IN ({', '.join(map(_literal, held))})"
+            reads.append((_segment_name(segment), condition))
         temporary = []
         if memtable is None:
-            parts.append(f"__mem_{id(table)}")
-        elif memtable.num_rows or not parts:
+            reads.append((f"__mem_{id(table)}", ""))
+        elif memtable.num_rows or not reads:
             rows = f"__narrowed_rows_{next(_views)}"
             schema = _visible(table.schema, hidden)
             batches = memtable.select(schema.names).to_batches()
             self.ctx.register_record_batches(rows, [batches or [pa.RecordBatch.from_pylist([], schema=schema)]])
-            parts.append(rows)
+            reads.append((rows, ""))
             temporary.append(rows)
-        if len(parts) == 1:
-            return parts[0], temporary
+        if len(reads) == 1 and not reads[0][1]:
+            return reads[0][0], temporary
         view = f"__narrowed_{next(_views)}"
-        self._union(view, parts)
+        self._union(view, [f"SELECT * FROM {quote_ident(part)}{condition}" for part, condition in reads])
         return view, [*temporary, view]
 
-    def _union(self, name: str, parts: list[str]) -> None:
-        """View `name`: the UNION ALL of `parts` (registered with the same visible schema)."""
+    def _union(self, name: str, selects: list[str]) -> None:
+        """View `name`: the UNION ALL of `selects` (each of a part registered with the same visible schema)."""
         if self.ctx.table_exist(name):
             self.ctx.deregister_table(name)
-        self.ctx.register_view(name, self.ctx.sql(" UNION ALL ".join(f"SELECT * FROM {quote_ident(p)}" for p in parts)))
+        self.ctx.register_view(name, self.ctx.sql(" UNION ALL ".join(selects)))
 
     def drop(self, name: str) -> None:
         for part in self._parts.pop(name, set()):
@@ -350,7 +362,7 @@ class Engine:
                 traces, everywhere = _pinned_traces(found, table)
                 rows = _memtable_rows(table, traces) if traces else None
                 source, temporary = self._contexts[(tenant, database)].register_narrowed(
-                    table, self.quirks, keep, rows if everywhere else None)
+                    table, self.quirks, keep, rows if everywhere else None, traces if everywhere else None)
                 changes += [(r.start, r.end, quote_ident(source) + ("" if r.alias else f" AS {quote_ident(r.name)}"))
                             for r in refs]
                 changes += _service_hint(found, table, keep, traces, rows)
@@ -580,7 +592,7 @@ def _service_hint(found: list[pushdown.Select], table: Table, keep: list[Segment
             return []
         keys |= segment.ids.services(traces)
     keys |= {segments.NO_SERVICE if v is None else v for v in pc.unique(memtable.column(service)).to_pylist()}
-    names = ", ".join("'" + k.replace("'", "''") + "'" for k in sorted(keys - {segments.NO_SERVICE}))
+    names = ", ".join(map(_literal, sorted(keys - {segments.NO_SERVICE})))
     edits = []
     for select, refs in targets:
         conditions = []
@@ -618,6 +630,10 @@ def _may_hold(segment: Segment, pins: dict[str, tuple[str, ...]], table: Table) 
                 pc.is_in(summary.column(tag), value_set=pa.array(values, pa.string()))).as_py():
             return False
     return True
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _segment_name(segment: Segment) -> str:

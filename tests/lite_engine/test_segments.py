@@ -150,6 +150,7 @@ def test_a_statement_pinned_to_traces_reads_the_right_rows(disk: Engine) -> None
         "SELECT * FROM m WHERE trace_id = 't12' ORDER BY span_id",             # one segment, read directly
         "SELECT * FROM m WHERE trace_id IN ('t41') ORDER BY span_id",          # only memtable rows
         "SELECT * FROM m WHERE trace_id IN ('nope') ORDER BY span_id",         # nothing anywhere
+        "SELECT trace_id, span_id FROM m WHERE trace_id IN ('t11', 't13', 't31') ORDER BY 1, 2",  # two in one
     ]
     narrowed = [q(disk, sql) for sql in statements]
     disk.checkpoint()
@@ -164,6 +165,7 @@ def test_a_statement_pinned_to_traces_reads_the_right_rows(disk: Engine) -> None
     assert [r["n"] for r in narrowed[6]] == [5, 5]
     assert [sorted(r) for r in narrowed[7][:1] + narrowed[8][:1]] == [sorted(q(disk, "SELECT * FROM m LIMIT 1")[0])] * 2
     assert len(narrowed[8]) == 4 and narrowed[9] == []
+    assert len(narrowed[10]) == 12
 
 
 def test_open_reads_segment_metadata_not_rows(tmp_path: Path, clock: Clock) -> None:
