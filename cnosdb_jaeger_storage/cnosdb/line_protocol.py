@@ -8,7 +8,7 @@ once and cached by the walk. Names go through `quoting`. Timestamps are nanoseco
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -24,7 +24,13 @@ LineGroup = tuple[str, str]
 
 
 class LineSink:
-    """`span_encoding.RowSink` of line protocol: each span a line appended to `lines`."""
+    """`span_encoding.RowSink` of line protocol: each span a line appended to `lines`.
+
+    A row's fragments go to two lists, its tags and its fields, emptied by `begin` and reused, so that string
+    cells, the hot path, go through a closure over the fields (`_string_cells`) that looks nothing up.
+    """
+
+    string: Callable[[str, str], object]
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -33,6 +39,7 @@ class LineSink:
         self._fields: list[str] = []
         self._head = self._tail = ""
         self._tag_values: dict[str, str] = {}
+        self.string = _string_cells(self._fields)
 
     def tag_token(self, column: str) -> str:
         return "," + lp_tag_key(column) + "="
@@ -58,11 +65,6 @@ class LineSink:
     def id_tag(self, token: str, hex_id: str) -> None:
         self._tags.append(token + hex_id)
 
-    def string(self, token: str, text: str) -> None:
-        if '"' in text or "\\" in text:
-            text = lp_field_string(text)[1:-1]
-        self._fields.append(f'{token}{text}"')
-
     def number(self, token: str, value: int) -> None:
         self._fields.append(f"{token}{value}")
 
@@ -70,8 +72,8 @@ class LineSink:
         self._fields.append(f"{token}{value}i")
 
     def begin(self) -> None:
-        self._tags = []
-        self._fields = []
+        self._tags.clear()
+        self._fields.clear()
 
     def end_group(self) -> LineGroup:
         return "".join(self._tags), "".join(self._fields)
@@ -82,6 +84,17 @@ class LineSink:
 
     def end_span(self, start: int) -> None:
         self.lines.append(f"{self._head}{''.join(self._tags)} {''.join(self._fields)}{self._tail} {start}")
+
+
+def _string_cells(fields: list[str]) -> Callable[[str, str], None]:
+    """`LineSink.string`: a string cell appended to `fields`, a closure so that the hot path looks nothing up."""
+    append = fields.append
+
+    def string(token: str, text: str) -> None:
+        if '"' in text or "\\" in text:
+            text = lp_field_string(text)[1:-1]
+        append(f'{token}{text}"')
+    return string
 
 
 class Encoder(SpanWalker[LineGroup]):

@@ -9,7 +9,7 @@ Python here: the server imports pyarrow only in the embedded default.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -49,14 +49,22 @@ class ColumnarWrite:
 
 
 class ColumnSink:
-    """`span_encoding.RowSink` of rows of values: each span a row appended to `rows`."""
+    """`span_encoding.RowSink` of rows of values: each span a row appended to `rows`.
+
+    The cells that need no conversion are stored by the row's own `setdefault` (the first cell of a column is
+    kept), which `begin` makes this sink's `string`, `id_tag` and `integer`: no Python call per cell.
+    """
+
+    string: Callable[[str, str], object]
+    id_tag: Callable[[str, str], object]
+    integer: Callable[[str, int], object]
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
         self.kinds: dict[str, str] = {}     # every column a token was made for (a column's kind never changes)
-        self._row: Row = {}
         self._base: Row = {}
         self._tag_values: dict[str, str] = {}
+        self.begin()
 
     def _token(self, column: str, kind: str) -> str:
         name = stored_name(column)
@@ -75,29 +83,22 @@ class ColumnSink:
     def integer_token(self, column: str) -> str:
         return self._token(column, I64)
 
-    def tag(self, token: str, value: str) -> None:
+    def tag(self, token: str, value: str) -> object:
         values = self._tag_values
         stored = values.get(value)
         if stored is None:
             if len(values) >= CACHE_LIMIT:
                 values.clear()
             stored = values[value] = stored_name(value)
-        self._row.setdefault(token, stored)
+        return self._row.setdefault(token, stored)
 
-    def id_tag(self, token: str, hex_id: str) -> None:
-        self._row.setdefault(token, hex_id)
-
-    def string(self, token: str, text: str) -> None:
-        self._row.setdefault(token, text)
-
-    def number(self, token: str, value: int) -> None:
-        self._row.setdefault(token, float(value))
-
-    def integer(self, token: str, value: int) -> None:
-        self._row.setdefault(token, value)
+    def number(self, token: str, value: int) -> object:
+        return self._row.setdefault(token, float(value))
 
     def begin(self) -> None:
-        self._row = {}
+        row: Row = {}
+        self._row = row
+        self.string = self.id_tag = self.integer = row.setdefault
 
     def end_group(self) -> Row:
         return self._row

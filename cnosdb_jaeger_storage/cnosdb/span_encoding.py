@@ -54,7 +54,8 @@ class RowSink(Protocol[Group]):
     says the column's type. Cells written after `begin` belong to a group (a resource's or a scope's cells,
     `end_group`) or to a span's row (`end_span`), whose groups `use_groups` set. The first cell of a column in
     a row is the one stored, as CnosDB keeps the first of a line's duplicate keys. The walk writes each span's
-    kind first.
+    kind first. A sink may replace its cell methods (`tag` to `integer`) at `begin`, so that a cell costs no
+    Python call: the walk looks them up after it. What they return is not used.
     """
 
     def tag_token(self, column: str) -> str: ...
@@ -65,18 +66,18 @@ class RowSink(Protocol[Group]):
 
     def integer_token(self, column: str) -> str: ...
 
-    def tag(self, token: str, value: str) -> None:
+    def tag(self, token: str, value: str) -> object:
         """A tag: `value` as it is, not yet in its stored form; never empty."""
 
-    def id_tag(self, token: str, hex_id: str) -> None:
+    def id_tag(self, token: str, hex_id: str) -> object:
         """A tag holding an ID in hex (no character to escape or store otherwise)."""
 
-    def string(self, token: str, text: str) -> None: ...
+    def string(self, token: str, text: str) -> object: ...
 
-    def number(self, token: str, value: int) -> None:
+    def number(self, token: str, value: int) -> object:
         """A DOUBLE cell of an integer (CnosDB's layout keeps times, durations and counts as doubles)."""
 
-    def integer(self, token: str, value: int) -> None:
+    def integer(self, token: str, value: int) -> object:
         """A BIGINT cell."""
 
     def begin(self) -> None: ...
