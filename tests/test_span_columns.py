@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from test_fuzz import export_requests
@@ -126,3 +127,11 @@ def test_writes_of_a_batch_become_one_table_each() -> None:
 
 def test_an_empty_write_has_no_table() -> None:
     assert arrow_tables([ColumnarWrite()]) == {}
+
+
+def test_a_table_line_protocol_cannot_name_is_refused_alike() -> None:
+    for encoder in (Encoder(), ColumnEncoder()):
+        with pytest.raises(ValueError, match="cannot be written with line protocol"):
+            encoder.encode("a=b", [])
+        with pytest.raises(ValueError, match="cannot be written with line protocol"):
+            encoder.encode_jaeger("#comment", [])

@@ -16,6 +16,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from ..model.jaeger_otlp import ProcessGroup
 from ..model.stored_names import stored_name
+from .quoting import lp_measurement
 from .span_encoding import CACHE_LIMIT, AttributeBudget, SpanWalker
 
 __all__ = ["F64", "I64", "STRING", "TAG", "TIME", "ColumnEncoder", "ColumnarWrite", "Row", "TableRows"]
@@ -121,12 +122,15 @@ class ColumnEncoder(SpanWalker[Row]):
         super().__init__(self._columns, budget)
 
     def encode(self, table: str, resource_spans: Iterable[trace_pb2.ResourceSpans]) -> TableRows:
-        """A row for every span, in input order."""
+        """A row for every span, in input order. ValueError, before any span, for a table line protocol cannot
+        name (CnosDB could not hold it: `line_protocol.Encoder.encode` refuses it alike)."""
+        lp_measurement(table)
         self.walk(resource_spans)
         return self._take(table)
 
     def encode_jaeger(self, table: str, groups: Iterable[ProcessGroup]) -> TableRows:
         """`encode` of Jaeger spans without OTLP messages (`SpanWalker.walk_jaeger`)."""
+        lp_measurement(table)
         self.walk_jaeger(groups)
         return self._take(table)
 
