@@ -523,9 +523,9 @@ class SpanWalker(Generic[Group]):
         scope, scope_overflow = self._scope(_NO_SCOPE)
         counts = self.overflowed
         sink = self.sink
-        for process, spans in groups:
-            resource, resource_overflow = self._resource_of(process, "")
-            sink.use_groups(resource, scope)
+        for resource, spans in groups:
+            cells, resource_overflow = self._resource_of(resource, "")
+            sink.use_groups(cells, scope)
             _walk_jaeger_spans(self, spans)
             if resource_overflow and spans:
                 counts["resource"] = counts.get("resource", 0) + resource_overflow * len(spans)
