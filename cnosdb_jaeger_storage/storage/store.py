@@ -3,7 +3,7 @@
 Contract, shared by all transports:
 - `write` returns once CnosDB acknowledged the spans (see `writer.BatchWriter`); spans it refuses to
   store are counted, logged and returned as rejected, never dropped in silence. They go as line protocol, or
-  to the embedded cnosdb-lite as rows of values (`columnar`: `cnosdb/span_columns.py`), the same rows.
+  to the embedded cnosdb-lite as rows of values (`cnosdb/span_columns.py`): the same rows.
 - `find_traces` yields whole traces (every span of a trace, whatever its time), newest trace first,
   at most `query.limit` traces; a trace is a list of `ResourceSpans` holding only that trace's spans.
 - `get_trace` returns an empty list for a trace with no span; the transports decide how to say so.
@@ -136,7 +136,7 @@ class TraceStore:
                                   transport)
 
     async def write_jaeger(self, spans: Iterable[model_pb2.Span], transport: str) -> WriteResult:
-        """`write` of Jaeger spans, straight to line protocol: the same lines, checks, metrics and answer as
+        """`write` of Jaeger spans, straight to rows: the same rows, checks, metrics and answer as
         `write` of `jaeger_otlp.jaeger_spans_to_resource_spans(spans)`, without building the OTLP messages.
         InvalidRequest for IDs of the wrong length."""
         try:
