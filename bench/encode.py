@@ -2,9 +2,13 @@
 protocol. The spans are bench/_synthetic.py's: 10 attributes of mixed types, one event
 with two attributes, a status, five resource attributes. Prints figures only.
 
+The embedded default's encoding too: the same spans to rows of values (`ColumnEncoder`), and on to the Arrow
+batch the engine's columnar write takes (`in_process.arrow_tables`).
+
 Then the same spans as Jaeger spans (as Jaeger v1 WriteSpan sends them, each with its process) to line
 protocol: straight (`Encoder.encode_jaeger`, the server's path) and, for comparison, through OTLP messages
-(`jaeger_spans_to_resource_spans`, then `Encoder.encode`), each from the decoded Jaeger spans.
+(`jaeger_spans_to_resource_spans`, then `Encoder.encode`), each from the decoded Jaeger spans; and straight to
+rows of values (`ColumnEncoder.encode_jaeger`).
 
 Run: python -m bench.encode [--requests N] [--rounds N]
 """
@@ -21,7 +25,9 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from bench._synthetic import SPANS_PER_REQUEST, fill_span, resource_attributes
+from cnosdb_jaeger_storage.cnosdb.in_process import arrow_tables
 from cnosdb_jaeger_storage.cnosdb.line_protocol import Encoder, encode_resource_spans
+from cnosdb_jaeger_storage.cnosdb.span_columns import ColumnarWrite, ColumnEncoder, TableRows
 from cnosdb_jaeger_storage.model.jaeger_otlp import (
     group_by_process,
     jaeger_spans_to_resource_spans,
@@ -78,22 +84,32 @@ def main() -> None:
     def decode_and_encode(payload: bytes) -> None:
         encode_resource_spans("jaeger_spans", parse(payload).resource_spans)
 
+    columns = ColumnEncoder()
+
+    def decode_and_columns(payload: bytes) -> TableRows:
+        return columns.encode("jaeger_spans", parse(payload).resource_spans)
+
+    def decode_columns_and_arrow(payload: bytes) -> None:
+        arrow_tables([ColumnarWrite([decode_and_columns(payload)])])
+
     lines = encode_resource_spans("jaeger_spans", parse(payloads[0]).resource_spans)
     print(f"request: {SPANS_PER_REQUEST} spans, {len(payloads[0]) / SPANS_PER_REQUEST:.0f} B/span protobuf, "
           f"{sum(len(x) + 1 for x in lines) / len(lines):.0f} B/span line protocol")
     medians = {}
-    for label, work in (("decode", parse), ("decode + encode", decode_and_encode)):
+    for label, work in (("decode", parse), ("decode + encode", decode_and_encode),
+                        ("decode + columns", decode_and_columns),
+                        ("decode + columns + Arrow", decode_columns_and_arrow)):
         _rate(payloads, work)  # warm the caches
         rates = [_rate(payloads, work) for _ in range(args.rounds)]
         medians[label] = statistics.median(rates)
-        print(f"{label:16s} {medians[label] / 1000:8.1f} k spans/s  "
+        print(f"{label:24s} {medians[label] / 1000:8.1f} k spans/s  "
               f"(min {min(rates) / 1000:.1f}, max {max(rates) / 1000:.1f}; "
               f"{1e6 / medians[label]:.2f} µs/span)")
     encode_us = 1e6 / medians["decode + encode"] - 1e6 / medians["decode"]
-    print(f"{'encode alone':16s} {1e3 / encode_us:8.1f} k spans/s  ({encode_us:.2f} µs/span, by difference)")
+    print(f"{'encode alone':24s} {1e3 / encode_us:8.1f} k spans/s  ({encode_us:.2f} µs/span, by difference)")
 
     jaeger = {payload: resource_spans_to_jaeger(parse(payload).resource_spans) for payload in payloads}
-    direct, through_otlp = Encoder(), Encoder()
+    direct, through_otlp, direct_columns = Encoder(), Encoder(), ColumnEncoder()
 
     def jaeger_direct(payload: bytes) -> list[str]:
         return direct.encode_jaeger("jaeger_spans", group_by_process(jaeger[payload]))
@@ -101,9 +117,13 @@ def main() -> None:
     def jaeger_through_otlp(payload: bytes) -> list[str]:
         return through_otlp.encode("jaeger_spans", jaeger_spans_to_resource_spans(jaeger[payload]))
 
+    def jaeger_columns(payload: bytes) -> TableRows:
+        return direct_columns.encode_jaeger("jaeger_spans", group_by_process(jaeger[payload]))
+
     assert jaeger_direct(payloads[0]) == jaeger_through_otlp(payloads[0])
     for label, work in (("Jaeger → lines, direct", jaeger_direct),
-                        ("Jaeger → lines, through OTLP", jaeger_through_otlp)):
+                        ("Jaeger → lines, through OTLP", jaeger_through_otlp),
+                        ("Jaeger → columns, direct", jaeger_columns)):
         _rate(payloads, work)
         rates = [_rate(payloads, work) for _ in range(args.rounds)]
         median = statistics.median(rates)

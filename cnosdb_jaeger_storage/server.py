@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from aiohttp import web
@@ -22,12 +22,13 @@ from grpc_reflection.v1alpha import reflection
 from .cnosdb import sql
 from .cnosdb.client import CnosDB, CnosDBClient
 from .cnosdb.in_process import InProcessCnosDB
+from .cnosdb.span_columns import ColumnarWrite
 from .config import Config, split_addr, ttl_seconds
 from .errors import CnosDBError
 from .metrics import METRICS
 from .storage.store import Target, TraceStore
 from .storage.tenancy import Tenancy, parse_tenants
-from .storage.writer import BatchWriter
+from .storage.writer import BatchWriter, WriteFn, line_protocol
 from .transport import grpc_v1, grpc_v2, otlp_grpc
 from .transport.admission import Admission
 from .transport.otlp_http import OtlpHttpReceiver
@@ -124,7 +125,7 @@ class Server:
     admission: Admission
     grpc_servers: list[grpc.aio.Server] = field(default_factory=list)
     http_runners: list[web.AppRunner] = field(default_factory=list)
-    writers: list[BatchWriter] = field(default_factory=list)
+    writers: list[BatchWriter[Any]] = field(default_factory=list)
     engine: Engine | None = None  # the embedded cnosdb-lite, if no --cnosdb-url
     ready: bool = False  # the configured databases exist: until then /healthz says so
 
@@ -161,17 +162,26 @@ async def start(config: Config) -> Server:
         listeners.close()
         raise
     default = Target(config.tenant, config.database, config.table)
-    writers: list[BatchWriter] = []
+    writers: list[BatchWriter[Any]] = []
     retention: dict[Target, str] = {}  # each configured database's TTL as CnosDB reports it
 
     def make_store(target: Target) -> TraceStore:
-        async def write(body: str) -> None:
-            await client.write(body, tenant=target.tenant, database=target.database)
+        write: WriteFn[Any]
+        if isinstance(client, InProcessCnosDB):  # spans as rows of values, no line protocol (as `TraceStore` gives)
+            embedded = client
 
-        writer = BatchWriter(write, batch_size=config.batch_size, linger=config.batch_delay,
-                             max_in_flight=config.max_writes_in_flight, max_pending=config.max_pending_spans,
-                             attempts=config.write_retries,
-                             name=f"{target.tenant}/{target.database}")
+            async def write_columns(writes: list[ColumnarWrite]) -> None:
+                await embedded.write_columns(writes, tenant=target.tenant, database=target.database)
+            write = write_columns
+        else:
+            async def write_lines(body: str) -> None:
+                await client.write(body, tenant=target.tenant, database=target.database)
+            write = line_protocol(write_lines)
+
+        writer: BatchWriter[Any] = BatchWriter(
+            write, batch_size=config.batch_size, linger=config.batch_delay, max_in_flight=config.max_writes_in_flight,
+            max_pending=config.max_pending_spans, attempts=config.write_retries,
+            name=f"{target.tenant}/{target.database}")
         writer.start()
         writers.append(writer)
         return TraceStore(client, target, writer, oldest_start(retention.get(target, "INF")),

@@ -19,15 +19,28 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionConfig, SessionContext, SQLOptions
 
-from . import compaction, ddl, errors, line_protocol, lp_exact, pushdown, recovery, segments, show_tags, storage
+from . import (
+    columnar,
+    compaction,
+    ddl,
+    errors,
+    line_protocol,
+    lp_exact,
+    pushdown,
+    recovery,
+    segments,
+    show_tags,
+    storage,
+)
 from .catalog import NS_PER, Database
+from .columnar import TableRows
 from .compaction import Compactor
 from .line_protocol import LpTable
 from .lock import DataDirLock
@@ -210,6 +223,21 @@ class Engine:
             self._maintain(now)
         wal.sync(offset)
 
+    def write_columns(self, tenant: str, database: str, tables: Mapping[str, TableRows]) -> None:
+        """Write rows given as columns (module `columnar`), nanosecond timestamps: what `write_lines` does with
+        the tables it parses (the same errors, TTL, buckets and upserts; all or nothing); returns once durable.
+        ValueError for rows not in `TableRows`' shape."""
+        columnar.check(tables)
+        now = self.now_ns()
+        described, body = columnar.to_wal(tables)
+        with self.lock:
+            self._apply_write(tenant, database, tables, "ns", now, check_ttl=True)
+            offset = self.wal.append({"op": "columns", "tenant": tenant, "db": database, "now": now,
+                                      "tables": described}, body)
+            wal = self.wal
+            self._maintain(now)
+        wal.sync(offset)
+
     def execute(self, tenant: str, database: str, sql: str) -> pa.Table | None:
         """Run one SQL statement; a table for queries, None for DDL.  Raises CnosDBError."""
         return self.execute_with_scan(tenant, database, sql)[0]
@@ -286,9 +314,10 @@ class Engine:
         return db
 
     # -- writes -------------------------------------------------------------------------------------------
-    def _apply_write(self, tenant: str, database: str, parsed: dict[str, LpTable], precision: str, now: int,
-                     check_ttl: bool, text: str | None = None) -> None:
-        """Validate the whole request first (types, TTL, overflow), then apply it: all or nothing.
+    def _apply_write(self, tenant: str, database: str, parsed: Mapping[str, LpTable | TableRows], precision: str,
+                     now: int, check_ttl: bool, text: str | None = None) -> None:
+        """Validate the whole request first (types, TTL, overflow), then apply it: all or nothing.  `text`, the
+        request's line protocol, gives its points' order (`parsed` groups them); columns are in request order.
 
         Except the buckets: like CnosDB's coordinator, lite locates (creates) the points' buckets before
         anything is written, and buckets it created stay even if the write then fails (catalog docstring).
@@ -515,15 +544,19 @@ class Engine:
     def _table_dir(self, tenant: str, database: str, table: str) -> Path:
         return self.data_dir / storage.safe_name(tenant) / storage.safe_name(database) / storage.safe_name(table)
 
-    def _replay(self, header: storage.JsonObject, body: str) -> None:
+    def _replay(self, header: storage.JsonObject, body: bytes) -> None:
         """Re-apply one logged operation with its original clock; errors mean it was superseded."""
         tenant, database, now = str(header["tenant"]), str(header["db"]), int(header["now"])
         try:
             if header["op"] == "write":
-                parsed = line_protocol.parse(body, now)
+                parsed = line_protocol.parse(body.decode(), now)
                 self._apply_write(tenant, database, parsed, str(header["precision"]), now, check_ttl=False)
+            elif header["op"] == "columns":
+                tables = columnar.from_wal(header["tables"], body)
+                self._apply_write(tenant, database, tables, "ns", now, check_ttl=False)
             else:
-                command = ddl.parse(single_statement(body), body)
+                text = body.decode()
+                command = ddl.parse(single_statement(text), text)
                 if command is not None:
                     run_command(self, tenant, database, command, now)
         except errors.CnosDBError:

@@ -6,7 +6,8 @@ Layout under `data_dir`:
   `wal_gen`, the first WAL generation not contained in those files.
   Replaced atomically (write, fsync, rename, fsync dir), so it always describes a complete state.
 - `wal/<gen>.log`: records `[u32 length][u32 crc32][header JSON \\n body]`, one per acknowledged write or
-  statement.  Writers append under the engine lock and then call `sync(offset)`: whoever fsyncs first covers
+  statement; the body is line protocol or SQL text, or Arrow IPC streams (a columnar write, module `columnar`).
+  Writers append under the engine lock and then call `sync(offset)`: whoever fsyncs first covers
   every record appended before it (group commit), so concurrent writers share fsyncs.  A torn tail after a
   crash fails its length/CRC check and is ignored (it was never acknowledged).
 - `<tenant>/<db>/<table>/<id>.parquet`: immutable segments (module `segments`: one time partition each,
@@ -73,10 +74,10 @@ class Wal:
     def size(self) -> int:
         return self._written
 
-    def append(self, header: JsonObject, body: str) -> int:
+    def append(self, header: JsonObject, body: str | bytes) -> int:
         """Write one record (caller holds the engine lock); returns the offset to pass to `sync`."""
         head = json.dumps(header, separators=(",", ":")).encode() + b"\n"
-        data = body.encode()                  # written as is: a large body is not copied again
+        data = body.encode() if isinstance(body, str) else body    # written as is: not copied again
         size = len(head) + len(data)
         self._file.write(_FRAME.pack(size, zlib.crc32(data, zlib.crc32(head))) + head)
         self._file.write(data)
@@ -109,8 +110,9 @@ def wal_generations(directory: Path) -> list[int]:
     return sorted(int(p.stem) for p in directory.glob("*.log") if p.stem.isdigit())
 
 
-def replay(directory: Path, from_gen: int) -> Iterator[tuple[JsonObject, str]]:
-    """Every intact record of the generations ≥ from_gen, in order; stops a file at a torn tail."""
+def replay(directory: Path, from_gen: int) -> Iterator[tuple[JsonObject, bytes]]:
+    """Every intact record of the generations ≥ from_gen, in order, its body as logged (text encoded as
+    UTF-8); stops a file at a torn tail."""
     for gen in wal_generations(directory):
         if gen < from_gen:
             continue
@@ -123,7 +125,7 @@ def replay(directory: Path, from_gen: int) -> Iterator[tuple[JsonObject, str]]:
             if len(payload) < length or zlib.crc32(payload) != crc:
                 break
             header, _, body = payload.partition(b"\n")
-            yield json.loads(header), body.decode()
+            yield json.loads(header), body
             pos += _FRAME.size + length
         if pos < len(data):                         # drop the torn tail so new records follow good ones
             with open(path, "r+b") as f:

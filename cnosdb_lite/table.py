@@ -134,18 +134,23 @@ class Table:
         if not len(times):
             return batch, keys
         lo, hi = (v.as_py() for v in pc.min_max(times).values())
+        trace = seg.trace_tag(self.tags())
         for segment in list(self.segments):
             if not segment.overlaps(lo, hi):
                 continue
             maybe = segment.may_hold(times)
+            if trace is not None and segment.ids is not None and any(maybe):
+                maybe = _and_trace(maybe, batch.column(trace).to_pylist(), segment.ids)
             if not any(maybe):
                 continue
-            wanted = batch.column("time").filter(pa.array(maybe))
-            candidates = conform(segment.read(filter=pc.field("time").isin(wanted)), self.schema)
+            at_times = pc.field("time").isin(batch.column("time").filter(pa.array(maybe)))
+            # The keys first (a time filter's false hits are common for a large write): the whole rows only on a hit.
+            key_columns = [c for c in ("time", *self.tags()) if c in segment.column_names()]
+            if set(self._keys(segment.read(columns=key_columns, filter=at_times))).isdisjoint(keys):
+                continue
+            candidates = conform(segment.read(filter=at_times), self.schema)
             old_keys = self._keys(candidates)
             hit = set(old_keys) & set(keys)
-            if not hit:
-                continue
             batch, _ = _merge_rows(batch, keys, candidates, old_keys)
             keys = self._keys(batch)
             self._filter_segment(segment, self._without(hit, candidates.column("time")))
@@ -302,6 +307,22 @@ def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBat
         else:
             arrays.append(pa.nulls(n, f.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _and_trace(maybe: list[bool], traces: list[str | None], index: seg.TraceIndex) -> list[bool]:
+    """`maybe` (rows a segment's time filter may hold) narrowed to the rows whose trace the segment may hold too:
+    a row's key includes its trace ID, and the trace filter's false hits are rare (a time filter's are not, for
+    a write of many rows). A row without a trace ID stays as it was."""
+    known: dict[str, bool] = {}
+    narrowed = []
+    for may, trace in zip(maybe, traces, strict=True):
+        if may and trace is not None:
+            held = known.get(trace)
+            if held is None:
+                held = known[trace] = index.may_hold(trace)
+            may = held
+        narrowed.append(may)
+    return narrowed
 
 
 def _unit_ns(time_type: pa.TimestampType) -> int:

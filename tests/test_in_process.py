@@ -1,6 +1,6 @@
-"""The embedded default calls cnosdb-lite in-process (no HTTP, gzip or JSON); a server given --cnosdb-url talks to
-it over CnosDB's HTTP API. The same spans, written through both, are stored as identical rows and answered
-identically."""
+"""The embedded default calls cnosdb-lite in-process (no HTTP, gzip or JSON) and writes spans as columns (no line
+protocol: `ColumnEncoder`, `Engine.write_columns`); a server given --cnosdb-url talks to it over CnosDB's HTTP API,
+in line protocol. The same spans, written through both, are stored as identical rows and answered identically."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from cnosdb_jaeger_storage.cnosdb.in_process import InProcessCnosDB
 from cnosdb_jaeger_storage.model.jaeger_otlp import jaeger_spans_to_resource_spans
 from cnosdb_jaeger_storage.proto import storage_v1_grpc, trace_service_pb2, trace_service_pb2_grpc
 from cnosdb_jaeger_storage.proto import storage_v1_pb2 as pb
+from cnosdb_lite import storage
 
 Pair = tuple[RunningServer, RunningServer]
 # An OTLP span with what Jaeger spans cannot carry: more attribute types, non-finite doubles, events, links.
@@ -68,6 +69,13 @@ def rows(server: RunningServer, statement: str) -> list[dict[str, Any]]:
     config = server.server.config
     found = server.run(server.server.client.sql(statement, tenant=config.tenant, database=config.database))
     return sorted(found, key=lambda row: repr(sorted(row.items())))
+
+
+def test_the_embedded_default_writes_columns_and_no_line_protocol(servers: Pair) -> None:
+    engine = servers[0].server.engine
+    assert engine is not None
+    logged = [header["op"] for header, _ in storage.replay(engine.data_dir / "wal", 0)]
+    assert "columns" in logged and "write" not in logged
 
 
 def test_both_paths_store_identical_rows(servers: Pair) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from cnosdb_jaeger_storage.errors import CnosDBError, CnosDBTimeout, CnosDBUnavailable
 from cnosdb_jaeger_storage.metrics import METRICS
-from cnosdb_jaeger_storage.storage.writer import BatchWriter
+from cnosdb_jaeger_storage.storage.writer import BatchWriter, line_protocol
 
 
 class FakeCnosDB:
@@ -42,10 +42,10 @@ class FakeCnosDB:
         self.bodies.append(body)
 
 
-def writer_for(db: FakeCnosDB, **overrides: object) -> BatchWriter:
+def writer_for(db: FakeCnosDB, **overrides: object) -> BatchWriter[list[str]]:
     options: dict = dict(batch_size=100, max_pending=1000, attempts=4, backoff=0.001)
     options.update(overrides)
-    return BatchWriter(db.write, **options)
+    return BatchWriter(line_protocol(db.write), **options)
 
 
 def run(coro):
@@ -172,7 +172,7 @@ def test_a_write_that_timed_out_is_resent_only_after_the_time_out_again() -> Non
                 raise CnosDBTimeout(0.3)
             stored.append(body)
 
-        writer = BatchWriter(write, batch_size=10, max_pending=100, attempts=3, backoff=0.001)
+        writer = BatchWriter(line_protocol(write), batch_size=10, max_pending=100, attempts=3, backoff=0.001)
         writer.start()
         await writer.submit(["a"])
         await writer.close()

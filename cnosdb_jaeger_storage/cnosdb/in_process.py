@@ -2,7 +2,9 @@
 
 The same contract as `CnosDBClient` (line protocol in; rows out as dicts without their null columns, timestamps
 as int nanoseconds; CnosDB's errors as `CnosDBError`), without HTTP, gzip and JSON between the two: a query's
-Arrow result becomes rows column by column, touching only the cells that hold a value.
+Arrow result becomes rows column by column, touching only the cells that hold a value. And one more way in:
+`write_columns` takes the server's spans as rows of values (`span_columns`), given to the engine as Arrow
+columns, so the engine has no line protocol to parse.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CnosDBError
 from ..metrics import METRICS
+from .span_columns import TIME, ColumnarWrite
 
 if TYPE_CHECKING:  # the `embedded` extra; the server imports cnosdb_lite only when it starts the embedded default
     import pyarrow as pa
 
+    from cnosdb_lite import columnar
     from cnosdb_lite.engine import Engine
 
 
@@ -37,6 +41,13 @@ class InProcessCnosDB:
     async def write(self, lines: str, *, tenant: str, database: str) -> None:
         """Write line protocol (nanosecond timestamps); returns once the engine has it in its WAL."""
         await self._call("write", self.engine.write_lines, tenant, database, lines, "ns")
+
+    async def write_columns(self, writes: list[ColumnarWrite], *, tenant: str, database: str) -> None:
+        """Store the rows of `writes` together, as one write; returns once the engine has them in its WAL."""
+        await self._call("write", self._write_columns, tenant, database, writes)
+
+    def _write_columns(self, tenant: str, database: str, writes: list[ColumnarWrite]) -> None:
+        self.engine.write_columns(tenant, database, arrow_tables(writes))
 
     async def ping(self) -> bool:
         return True
@@ -76,3 +87,28 @@ def rows_of(table: pa.Table) -> list[dict[str, Any]]:
             rows[index][name] = value
     return rows
 
+
+
+def arrow_tables(writes: list[ColumnarWrite]) -> dict[str, columnar.TableRows]:
+    """The rows of `writes` as the engine's columnar write takes them: per table, a batch of the columns its rows
+    hold (`time` first, then by name), in row order."""
+    import pyarrow as pa
+
+    from cnosdb_lite.columnar import TableRows
+    from cnosdb_lite.table import ARROW
+
+    gathered: dict[str, tuple[list[dict[str, object]], dict[str, str]]] = {}
+    for write in writes:
+        for table in write.tables:
+            rows, kinds = gathered.setdefault(table.table, ([], {}))
+            rows.extend(table.rows)
+            kinds.update(table.kinds)
+    tables = {}
+    for name, (rows, kinds) in gathered.items():
+        if not rows:
+            continue
+        columns = sorted(set().union(*rows) - {TIME})
+        schema = pa.schema([(TIME, pa.int64()), *((column, ARROW[kinds[column]]) for column in columns)])
+        tables[name] = TableRows({column: kinds[column] for column in columns},
+                                 pa.RecordBatch.from_pylist(rows, schema=schema))
+    return tables

@@ -21,7 +21,9 @@ from typing import Any
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from ..model.stored_names import stored_name
 from .quoting import lp_field_key, lp_measurement, lp_tag_key, lp_tag_value
+from .span_columns import I64, TAG, TIME, Row, TableRows
 
 HOUR_NS = 3600 * 10**9
 SERVICE, NAME, KIND, LAST_START = "service", "name", "kind", "last_start"
@@ -29,6 +31,7 @@ _KIND_NAMES = dict((number, name) for name, number in trace_pb2.Span.SpanKind.it
 _REMEMBERED = 65_536  # (service, name, kind, hour) points known to be written; the oldest are forgotten
 
 Point = tuple[str, str, int, int]  # service, span name, kind number, hour start (ns)
+_KINDS = {SERVICE: TAG, NAME: TAG, KIND: TAG, LAST_START: I64}
 
 
 def service_of(resource: resource_pb2.Resource) -> str:
@@ -50,11 +53,21 @@ class OperationsIndex:
 
     def lines(self, resource_spans: Iterable[trace_pb2.ResourceSpans]) -> tuple[list[str], list[Point]]:
         """Line protocol for the points of these spans not written recently, and those points."""
-        return self.lines_of((service_of(rs.resource), ss.spans) for rs in resource_spans for ss in rs.scope_spans)
+        return self.lines_of(service_groups(resource_spans))
 
     def lines_of(self, groups: Iterable[tuple[str, Iterable[Any]]]) -> tuple[list[str], list[Point]]:
         """`lines` of (service, spans) pairs; a span is an OTLP span or anything with its `name`, `kind` and
         `start_time_unix_nano` (such as `model.jaeger_otlp.JaegerSpanView`)."""
+        newest = self._new_points(groups)
+        return [self._line(point, start) for point, start in newest.items()], list(newest)
+
+    def rows_of(self, groups: Iterable[tuple[str, Iterable[Any]]]) -> tuple[TableRows, list[Point]]:
+        """`lines_of` as rows of values (`span_columns`): what cnosdb-lite parses out of those lines."""
+        newest = self._new_points(groups)
+        return TableRows(self.table, [self._row(point, start) for point, start in newest.items()], _KINDS), list(newest)
+
+    def _new_points(self, groups: Iterable[tuple[str, Iterable[Any]]]) -> dict[Point, int]:
+        """The points of the spans not written recently, each with the newest start of its spans."""
         newest: dict[Point, int] = {}
         written = self._written
         for service, spans in groups:
@@ -63,7 +76,7 @@ class OperationsIndex:
                 point = (service, span.name, span.kind, start - start % HOUR_NS)
                 if point not in written and newest.get(point, -1) < start:
                     newest[point] = start
-        return [self._line(point, start) for point, start in newest.items()], list(newest)
+        return newest
 
     def remember(self, points: Iterable[Point]) -> None:
         """Points CnosDB acknowledged: later writes leave them out."""
@@ -78,9 +91,24 @@ class OperationsIndex:
         self._written.clear()
 
     def _line(self, point: Point, last_start: int) -> str:
-        service, name, kind, hour = point
-        tags = "".join(f",{lp_tag_key(key)}={lp_tag_value(value)}"
-                       for key, value in ((SERVICE, service), (NAME, name)) if value)
-        kind_name = _KIND_NAMES.get(kind, str(kind))
-        return (f"{self._measurement}{tags},{lp_tag_key(KIND)}={lp_tag_value(kind_name)} "
-                f"{lp_field_key(LAST_START)}={last_start}i {hour}")
+        tags = "".join(f",{lp_tag_key(key)}={lp_tag_value(value)}" for key, value in _tags(point))
+        return f"{self._measurement}{tags} {lp_field_key(LAST_START)}={last_start}i {point[3]}"
+
+    def _row(self, point: Point, last_start: int) -> Row:
+        row: Row = {key: stored_name(value) for key, value in _tags(point)}
+        row[LAST_START] = last_start
+        row[TIME] = point[3]
+        return row
+
+
+def service_groups(resource_spans: Iterable[trace_pb2.ResourceSpans]) -> Iterable[tuple[str, Iterable[Any]]]:
+    """The (service, spans) pairs of `OperationsIndex.lines_of` of OTLP spans."""
+    return ((service_of(rs.resource), ss.spans) for rs in resource_spans for ss in rs.scope_spans)
+
+
+def _tags(point: Point) -> list[tuple[str, str]]:
+    """The tags of a point's row, those with a value: service, span name, kind."""
+    service, name, kind, _ = point
+    tags = [(key, value) for key, value in ((SERVICE, service), (NAME, name)) if value]
+    tags.append((KIND, _KIND_NAMES.get(kind, str(kind))))
+    return tags

@@ -2,7 +2,8 @@
 
 Contract, shared by all transports:
 - `write` returns once CnosDB acknowledged the spans (see `writer.BatchWriter`); spans it refuses to
-  store are counted, logged and returned as rejected, never dropped in silence.
+  store are counted, logged and returned as rejected, never dropped in silence. They go as line protocol, or
+  to the embedded cnosdb-lite as rows of values (`cnosdb/span_columns.py`): the same rows.
 - `find_traces` yields whole traces (every span of a trace, whatever its time), newest trace first,
   at most `query.limit` traces; a trace is a list of `ResourceSpans` holding only that trace's spans.
 - `get_trace` returns an empty list for a trace with no span; the transports decide how to say so.
@@ -22,9 +23,11 @@ from typing import Any
 
 from ..cnosdb import sql
 from ..cnosdb.client import CnosDB
+from ..cnosdb.in_process import InProcessCnosDB
 from ..cnosdb.line_protocol import AttributeBudget, Encoder
-from ..cnosdb.operations_table import OperationsIndex, Point, service_of
+from ..cnosdb.operations_table import OperationsIndex, Point, service_groups, service_of
 from ..cnosdb.quoting import check_span_list, check_spans
+from ..cnosdb.span_columns import ColumnarWrite, ColumnEncoder, TableRows
 from ..errors import CnosDBError, InvalidRequest
 from ..metrics import METRICS
 from ..model import span_rows, vocabulary
@@ -98,8 +101,14 @@ class TraceSummary:
 Trace = list[trace_pb2.ResourceSpans]
 
 
+Groups = Iterable[tuple[str, Iterable[Any]]]  # (service, spans) pairs: `OperationsIndex.lines_of`
+
+
 class TraceStore:
-    def __init__(self, client: CnosDB, target: Target, writer: BatchWriter,
+    """`writer` takes line protocol (a `BatchWriter[list[str]]`), or for the embedded cnosdb-lite (an
+    `InProcessCnosDB` client) rows of values (a `BatchWriter[ColumnarWrite]`)."""
+
+    def __init__(self, client: CnosDB, target: Target, writer: BatchWriter[Any],
                  min_start_ns: Callable[[], int] | None = None, *,
                  max_span_attributes: int | None = DEFAULT_MAX_SPAN_ATTRIBUTES,
                  max_attribute_columns: int | None = DEFAULT_MAX_ATTRIBUTE_COLUMNS) -> None:
@@ -110,7 +119,8 @@ class TraceStore:
         # Which attributes get a column (docs/schema.md, "Attributes beyond the budget"). The budget knows
         # the table's attribute columns from DESCRIBE (`_known_columns`) and from this process's writes.
         self.budget = AttributeBudget(max_span_attributes, max_attribute_columns)
-        self._encoder = Encoder(self.budget)
+        self._encoder: Encoder | ColumnEncoder = \
+            ColumnEncoder(self.budget) if isinstance(client, InProcessCnosDB) else Encoder(self.budget)
         self._operations = OperationsIndex(target.table)
         self._columns_read_at: float | None = None  # monotonic time of the last DESCRIBE, None before it
         self._columns_lock = asyncio.Lock()
@@ -122,11 +132,11 @@ class TraceStore:
         check_spans(resource_spans)  # every write path: IDs and times CnosDB can store, else InvalidValue
         kept, expired = self._drop_expired(resource_spans)
         await self._known_columns()
-        lines = self._encoder.encode(self.target.table, kept)
-        return await self._submit(lines, self._operations.lines(kept), expired, transport)
+        return await self._submit(self._encoder.encode(self.target.table, kept), service_groups(kept), expired,
+                                  transport)
 
     async def write_jaeger(self, spans: Iterable[model_pb2.Span], transport: str) -> WriteResult:
-        """`write` of Jaeger spans, straight to line protocol: the same lines, checks, metrics and answer as
+        """`write` of Jaeger spans, straight to rows: the same rows, checks, metrics and answer as
         `write` of `jaeger_otlp.jaeger_spans_to_resource_spans(spans)`, without building the OTLP messages.
         InvalidRequest for IDs of the wrong length."""
         try:
@@ -145,22 +155,31 @@ class TraceStore:
                 expired += before - len(views)
             _count_expired(expired)
         await self._known_columns()
-        lines = self._encoder.encode_jaeger(self.target.table, groups)
-        index = self._operations.lines_of((service_of(group.resource), group.spans) for group in groups)
-        return await self._submit(lines, index, expired, transport)
+        return await self._submit(self._encoder.encode_jaeger(self.target.table, groups),
+                                  [(service_of(group.resource), group.spans) for group in groups], expired, transport)
 
-    async def _submit(self, lines: list[str], index: tuple[list[str], list[Point]], expired: int,
-                      transport: str) -> WriteResult:
-        """Write the span lines of a write and its operations-table lines (`index`); its answer."""
+    async def _submit(self, spans: list[str] | TableRows, groups: Groups, expired: int, transport: str) -> WriteResult:
+        """Write the span rows of a write (`spans`) and the operations-table rows of its (service, spans) pairs
+        (`groups`); its answer."""
         for level, count in self._encoder.take_overflowed().items():
             METRICS.attributes_overflowed.inc(count, level=level)
-        METRICS.spans_received.inc(len(lines) + expired, transport=transport)
-        index_lines, points = index
-        await self._writer.submit(lines + index_lines, spans=len(lines))
+        written = len(spans.rows) if isinstance(spans, TableRows) else len(spans)
+        METRICS.spans_received.inc(written + expired, transport=transport)
+        points = await self._store(spans, groups)
         self._operations.remember(points)
         if expired:
-            return WriteResult(len(lines), expired, f"{expired} spans older than the database's TTL")
-        return WriteResult(len(lines))
+            return WriteResult(written, expired, f"{expired} spans older than the database's TTL")
+        return WriteResult(written)
+
+    async def _store(self, spans: list[str] | TableRows, groups: Groups) -> list[Point]:
+        """Hand the span rows and their operations-table rows to the writer; the index points they carry."""
+        if isinstance(spans, TableRows):
+            index, points = self._operations.rows_of(groups)
+            await self._writer.submit(ColumnarWrite([spans, index]), spans=len(spans.rows))
+        else:
+            lines, points = self._operations.lines_of(groups)
+            await self._writer.submit(spans + lines, spans=len(spans))
+        return points
 
     def _drop_expired(self, resource_spans: Iterable[trace_pb2.ResourceSpans]
                       ) -> tuple[list[trace_pb2.ResourceSpans], int]:

@@ -1,6 +1,7 @@
-"""Batched, acknowledged writes of line protocol to CnosDB.
+"""Batched, acknowledged writes to CnosDB: of line protocol, or of rows of values to the embedded cnosdb-lite.
 
-Callers `await submit(lines)`; it returns once CnosDB has acknowledged those lines, or raises. Writes are
+Callers `await submit(payload)`; it returns once CnosDB has acknowledged that payload (a write's lines, or its
+`span_columns.ColumnarWrite`), or raises. A payload's length is its rows. Writes are
 group commits: when no write is in flight, whatever is queued is written at once (no waiting for a fuller
 batch); what arrives while a write is in flight is gathered into the next write, of up to `batch_size`
 spans. A further write starts beside those in flight only for a full batch (or at close), and never more
@@ -23,26 +24,36 @@ import contextlib
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sized
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from ..errors import CnosDBError, CnosDBTimeout, StorageError
 from ..metrics import METRICS
 
 log = logging.getLogger(__name__)
 
-WriteFn = Callable[[str], Awaitable[None]]
+Payload = TypeVar("Payload", bound=Sized)
+# Stores the payloads of a batch together; raises CnosDBError as CnosDB refuses them.
+WriteFn = Callable[[list[Payload]], Awaitable[None]]
+
+
+def line_protocol(write: Callable[[str], Awaitable[None]]) -> WriteFn[list[str]]:
+    """The `BatchWriter` write of line-protocol payloads (lists of lines): one request body of all their lines."""
+    async def write_lines(payloads: list[list[str]]) -> None:
+        await write("\n".join(line for lines in payloads for line in lines))
+    return write_lines
 
 
 @dataclass
-class _Pending:
-    lines: list[str]
-    spans: int  # how many of the lines are spans (the rest index them)
+class _Pending(Generic[Payload]):
+    payload: Payload
+    spans: int  # how many of the payload's rows are spans (the rest index them)
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-class BatchWriter:
-    def __init__(self, write: WriteFn, *, batch_size: int, max_pending: int, attempts: int,
+class BatchWriter(Generic[Payload]):
+    def __init__(self, write: WriteFn[Payload], *, batch_size: int, max_pending: int, attempts: int,
                  max_in_flight: int = 2, linger: float = 0.0, backoff: float = 0.2, max_backoff: float = 5.0,
                  name: str = "") -> None:
         if max_in_flight < 1:
@@ -55,7 +66,7 @@ class BatchWriter:
         self._attempts = attempts
         self._backoff, self._max_backoff = backoff, max_backoff
         self._name = name
-        self._queue: deque[_Pending] = deque()
+        self._queue: deque[_Pending[Payload]] = deque()
         self._queued_spans = 0
         self._pending_spans = 0
         self._wake = asyncio.Event()  # something queued, a write done, or closing
@@ -76,21 +87,22 @@ class BatchWriter:
         if self._task is not None:
             await self._task
 
-    async def submit(self, lines: list[str], spans: int | None = None) -> None:
-        """Returns once `lines` are stored; `spans` of them (all if None) are spans, counted as written."""
-        if not lines:
+    async def submit(self, payload: Payload, spans: int | None = None) -> None:
+        """Returns once `payload` is stored; `spans` of its rows (all if None) are spans, counted as written."""
+        rows = len(payload)
+        if not rows:
             return
         if self._closing:
             raise RuntimeError("writer is closed")
         async with self._room:
             # A request larger than the whole budget is admitted alone rather than never.
             await self._room.wait_for(
-                lambda: self._pending_spans == 0 or self._pending_spans + len(lines) <= self._max_pending)
-            self._pending_spans += len(lines)
-        METRICS.pending_spans.inc(len(lines))
-        pending = _Pending(lines, len(lines) if spans is None else spans)
+                lambda: self._pending_spans == 0 or self._pending_spans + rows <= self._max_pending)
+            self._pending_spans += rows
+        METRICS.pending_spans.inc(rows)
+        pending = _Pending(payload, rows if spans is None else spans)
         self._queue.append(pending)
-        self._queued_spans += len(lines)
+        self._queued_spans += rows
         self._wake.set()
         if self._queued_spans >= self._batch_size:
             self._full.set()
@@ -98,9 +110,9 @@ class BatchWriter:
             await asyncio.shield(pending.done)
         finally:
             async with self._room:
-                self._pending_spans -= len(lines)
+                self._pending_spans -= rows
                 self._room.notify_all()
-            METRICS.pending_spans.inc(-len(lines))
+            METRICS.pending_spans.inc(-rows)
 
     @property
     def in_flight(self) -> int:
@@ -135,19 +147,19 @@ class BatchWriter:
         self._writes.discard(task)
         self._wake.set()
 
-    def _take_batch(self) -> list[_Pending]:
-        batch: list[_Pending] = []
+    def _take_batch(self) -> list[_Pending[Payload]]:
+        batch: list[_Pending[Payload]] = []
         spans = 0
-        while self._queue and (not batch or spans + len(self._queue[0].lines) <= self._batch_size):
+        while self._queue and (not batch or spans + len(self._queue[0].payload) <= self._batch_size):
             pending = self._queue.popleft()
             batch.append(pending)
-            spans += len(pending.lines)
+            spans += len(pending.payload)
         self._queued_spans -= spans
         return batch
 
-    async def _write_batch(self, batch: list[_Pending]) -> None:
+    async def _write_batch(self, batch: list[_Pending[Payload]]) -> None:
         try:
-            await self._write_with_retry([line for p in batch for line in p.lines])
+            await self._write_with_retry([p.payload for p in batch])
         except CnosDBError as exc:
             if exc.retryable or len(batch) == 1:
                 self._fail(batch, exc)
@@ -165,7 +177,7 @@ class BatchWriter:
             if not pending.done.done():
                 pending.done.set_result(None)
 
-    def _fail(self, batch: list[_Pending], exc: Exception) -> None:
+    def _fail(self, batch: list[_Pending[Payload]], exc: Exception) -> None:
         count = sum(p.spans for p in batch)
         METRICS.write_batches.inc(outcome="failed")
         METRICS.spans_rejected.inc(count, reason="write_failed")
@@ -176,18 +188,18 @@ class BatchWriter:
             if not pending.done.done():
                 pending.done.set_exception(exc)
 
-    async def _write_with_retry(self, lines: list[str]) -> None:
-        body = "\n".join(lines)
+    async def _write_with_retry(self, payloads: list[Payload]) -> None:
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
             try:
-                await self._write(body)
+                await self._write(payloads)
                 return
             except CnosDBError as exc:
                 if not exc.retryable or attempt == self._attempts:
                     raise
                 METRICS.write_retries.inc()
-                log.warning("write retry attempt=%d spans=%d error=%r", attempt, len(lines), str(exc))
+                log.warning("write retry attempt=%d spans=%d error=%r", attempt, sum(map(len, payloads)),
+                            str(exc))
                 await asyncio.sleep(max(delay * (0.5 + random.random()),
                                         exc.seconds if isinstance(exc, CnosDBTimeout) else 0))
                 delay = min(delay * 2, self._max_backoff)

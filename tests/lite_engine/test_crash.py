@@ -14,13 +14,21 @@ import pytest
 
 from cnosdb_lite import Engine
 
+# argv: the data directory, then "lines" (line protocol) or "columns" (`Engine.write_columns`).
 WRITER = textwrap.dedent("""
     import sys
+    import pyarrow as pa
     from cnosdb_lite import Engine
+    from cnosdb_lite.columnar import TableRows
     e = Engine(sys.argv[1])
     i = 0
     while True:
-        e.write_lines("cnosdb", "public", "\\n".join(f"m,w=w{i} n={j}i {i * 1000 + j}" for j in range(50)))
+        if sys.argv[2] == "lines":
+            e.write_lines("cnosdb", "public", "\\n".join(f"m,w=w{i} n={j}i {i * 1000 + j}" for j in range(50)))
+        else:
+            data = pa.RecordBatch.from_pydict({"time": pa.array([i * 1000 + j for j in range(50)], pa.int64()),
+                                               "w": [f"w{i}"] * 50, "n": pa.array(range(50), pa.int64())})
+            e.write_columns("cnosdb", "public", {"m": TableRows({"w": "TAG", "n": "I64"}, data)})
         if i == 3:
             e.execute("cnosdb", "public", "CREATE DATABASE other")
         print(i, flush=True)
@@ -28,11 +36,13 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("written_as", ["lines", "columns"])
+def test_acknowledged_writes_survive_sigkill(tmp_path: Path, written_as: str) -> None:
     data = tmp_path / "data"
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(data)], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(data), written_as], stdout=subprocess.PIPE, text=True,
+                            env=env)
     acked = -1
     try:
         for line in proc.stdout:

@@ -147,6 +147,24 @@ def test_upsert_against_sealed_chunks_and_restart(tmp_path: Path, clock: Clock, 
     e.close()
 
 
+def test_upsert_against_segments_of_a_trace_table(tmp_path: Path, clock: Clock) -> None:
+    """A table with a trace-ID tag narrows the segments' rows to compare by their trace filter too: rows of its
+    traces still merge, rows of other traces at the same times are new rows."""
+    e = Engine(tmp_path, now_ns=clock)
+    try:
+        e.write_lines("cnosdb", "public", "\n".join(f"s,trace_id=t{i % 40},span_id=s{i} a={i} {1000 + i}"
+                                                     for i in range(400)))
+        e.checkpoint()
+        assert e.database("cnosdb", "public").tables["s"].segments
+        again = [f"s,trace_id=t{i % 40},span_id=s{i} b={i}i {1000 + i}" for i in range(0, 400, 3)]
+        others = [f"s,trace_id=u{i},span_id=s{i} a=-1 {1000 + i}" for i in range(0, 400, 5)]
+        e.write_lines("cnosdb", "public", "\n".join(again + others))
+        assert q(e, "SELECT count(*) AS n FROM s") == [{"n": 400 + len(others)}]
+        assert q(e, "SELECT count(*) AS n FROM s WHERE b IS NOT NULL AND a = CAST(b AS DOUBLE)") == [{"n": len(again)}]
+    finally:
+        e.close()
+
+
 @pytest.mark.parametrize(("first", "second", "message"), [
     ("m f=1", "m f=1i", "DataSchemaError: Column 'f' type error, found I64 expected F64"),
     ("m f=1", 'm f="x"', "DataSchemaError: Column 'f' type error, found STRING expected F64"),
