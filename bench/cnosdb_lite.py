@@ -42,8 +42,9 @@ DIRECT_CHUNK = 200_000
 
 
 def span_lines(start: int, count: int, rnd: random.Random, step: int) -> tuple[str, list[str]]:
-    """`count` span-like lines (5 tags + 25 fields), and the trace ids they use: traces of 8 spans, each
-    span the child of the one before (the root has no parent), random 64-bit span IDs and durations."""
+    """`count` span-like lines (5 tags + 25 fields), and the trace ids they use: traces of 8 spans across 8
+    services (as real traces cross services), each span the child of the one before (the root has no
+    parent), random 64-bit span IDs and durations."""
     out, traces = [], []
     tid, parent = "", ""
     for i in range(start, start + count):
@@ -52,7 +53,7 @@ def span_lines(start: int, count: int, rnd: random.Random, step: int) -> tuple[s
             traces.append(tid)
             parent = ""
         span = f"{rnd.getrandbits(64):016x}"
-        svc = i // SPANS_PER_TRACE % SERVICES
+        svc = (i // SPANS_PER_TRACE + i % SPANS_PER_TRACE) % SERVICES     # a trace crosses 8 services
         ts = BASE_TS + i * step
         duration = rnd.randint(1, 10**7)
         out.append(
@@ -98,7 +99,7 @@ def span_table(start: int, count: int, step: int) -> tuple[pa.Table, list[str]]:
         "name": pc.take(pa.array([f"op{k}" for k in range(40)]), _mod(i, 40)),
         "parent_span_id": parents,
         "service": pc.take(pa.array([f"svc{k}" for k in range(SERVICES)]),
-                           _mod(pc.divide(i, SPANS_PER_TRACE), SERVICES)),
+                           _mod(pc.add(pc.divide(i, SPANS_PER_TRACE), _mod(i, SPANS_PER_TRACE)), SERVICES)),
         "span_id": spans,
         "trace_id": pc.take(traces, pc.subtract(pc.divide(i, SPANS_PER_TRACE), first_trace)),
         "cache_hit": pc.equal(_mod(i, 2), 0),
