@@ -101,8 +101,8 @@ def merge(inputs: list[Segment], schema: pa.Schema, tags: list[str], path: Path,
     stats = _Stats(ids=ids, trace=trace, service=seg.service_tag(tags) if seg.service_tag(tags) in present else None,
                    stopping=stopping)
     summary = seg.merge_summaries(inputs)
-    storage.write_segment(path, schema, stats.track(stream, schema), seg.ROW_GROUP_ROWS, seg.PAGE_ROWS,
-                          seg.plain(tags, summary))
+    layout = seg.Layout.of(schema, max(inputs, key=lambda s: s.rows).sample(), seg.plain(tags, summary))
+    storage.write_segment(path, schema, stats.track(stream, schema), seg.ROW_GROUP_ROWS, layout.writer_options())
     return Segment(path, stats.rows, stats.tmin, stats.tmax, summary, ids)
 
 

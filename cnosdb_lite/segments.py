@@ -10,8 +10,22 @@ an upsert, DELETE or TTL expiry that touches it writes a replacement and the man
   row groups (FindTraces prunes the rest by their statistics), and a trace one page of `PAGE_ROWS` rows
   per service region (GetTrace prunes the rest through the page index).  Measured at 10 M spans over 14
   days (`bench.cnosdb_lite`): FindTraces 115 ms CPU instead of 810 ms when sorted by trace ID alone,
-  GetTrace 18 ms CPU instead of 10-12 ms (it reads one page per service region instead of one).
+  GetTrace 18 ms CPU instead of 10-12 ms (it reads one page per service region instead of one); sorting
+  by service then time would save 2 B/span more (29.6 instead of 31.7 with 2 k-row pages) but leaves
+  GetTrace no page to prune by trace ID.
   `SORT_BY_SERVICE = False` gives the other order.  Row groups hold `ROW_GROUP_ROWS` rows.
+- Encodings (`Layout`), chosen per segment from its rows (a flush) or an input's first row group (a merge
+  or rewrite), measured on a day of 714 k spans (`bench.cnosdb_lite` at 10 M; 45.1 B/span when every column
+  but the IDs had a dictionary): a dictionary only for columns that repeat their values (at most one
+  distinct value per two rows: services, names, status codes, the write number); `time` as deltas
+  (DELTA_BINARY_PACKED: a trace's spans are close in time; 0.9 instead of 5.1 B/row); other numbers
+  BYTE_STREAM_SPLIT (durations 3.0 instead of 4.9, float timestamps 3.1 and 1.7 instead of 5.4 and
+  5.1: the high bytes, nearly constant, compress apart from the random low ones) at zstd level 12 (-0.4
+  B/span for 10 % more write CPU); the IDs and other many-valued strings DELTA_LENGTH_BYTE_ARRAY (the
+  lengths apart from the bytes: span IDs 8.2 instead of 9.3 B/row, near the 8 bytes of a random 64-bit
+  ID), the IDs at zstd level 1 (levels 3-12 code random hex 0.4 B/span worse).  Pages of `PAGE_ROWS` =
+  4 k rows: 30.6 instead of 31.7 B/span (zstd sees more at once), GetTrace and FindTraces CPU the same
+  as with 2 k (8 k: GetTrace +0.5 ms).  45.1 -> 29.8 B/span in all; query CPU unchanged or lower.
 - Columns: only those that have a value in the segment's rows, plus `time` and the hidden write number;
   queries read segments through a schema of all the table's columns, a missing column being null (union
   by name), so a sparse attribute costs nothing where it is absent.
@@ -42,7 +56,11 @@ from . import storage
 
 PARTITION_NS = 86_400 * 10**9
 ROW_GROUP_ROWS = 16_384
-PAGE_ROWS = 2_048
+PAGE_ROWS = 4_096
+ZSTD_LEVEL = 3
+ZSTD_LEVELS = {"BYTE_STREAM_SPLIT": 12}   # by encoding (module docstring)
+ZSTD_LEVEL_IDS = 1
+_DICTIONARY_RATIO = 2
 SORT_BY_SERVICE = True         # measured both ways (module docstring); a switch for the benchmark
 SUMMARY_TAG_VALUES = 1_024
 SUMMARY_ROWS = 8_192
@@ -101,6 +119,11 @@ class Segment:
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The rows, a row group's worth at a time."""
         yield from pq.ParquetFile(self.path).iter_batches(batch_size=ROW_GROUP_ROWS)
+
+    def sample(self) -> pa.Table:
+        """Its first row group: what `Layout.of` judges a rewrite or a merge of it by."""
+        file = pq.ParquetFile(self.path)
+        return file.read_row_group(0) if file.metadata.num_row_groups else file.schema_arrow.empty_table()
 
     def column_names(self) -> list[str]:
         return pq.read_schema(self.path).names
@@ -291,11 +314,53 @@ def service_tag(tags: list[str]) -> str | None:
 
 def plain(tags: list[str], summary: pa.Table | None) -> list[str]:
     """Tags written without a dictionary: the many-valued ones (trace and span IDs), which `summarise` left
-    out.  A lookup of one trace then decodes a page, not a row group's whole dictionary; zstd still folds
-    a trace's repeated ID."""
+    out.  A lookup of one trace then decodes a page, not a row group's whole dictionary."""
     if summary is None:
         return []
     return [t for t in tags if t not in summary.column_names]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a segment's columns are encoded (module docstring, "Encodings"): the columns written with a
+    dictionary, the Parquet encoding of the others, and each column's zstd level."""
+
+    dictionary: list[str]
+    encodings: dict[str, str]
+    levels: dict[str, int]
+
+    @classmethod
+    def of(cls, schema: pa.Schema, sample: pa.Table, plain: list[str]) -> Layout:
+        """The layout of a segment of `schema` whose rows look like `sample` (a row group's worth, or all of
+        them); `plain`: the many-valued tags (`plain`)."""
+        dictionary: list[str] = []
+        encodings: dict[str, str] = {}
+        for f in schema:
+            if pa.types.is_timestamp(f.type):
+                encodings[f.name] = "DELTA_BINARY_PACKED"
+            elif f.name in plain:
+                encodings[f.name] = "DELTA_LENGTH_BYTE_ARRAY"
+            elif pa.types.is_boolean(f.type):
+                continue                            # bit-packed whatever is asked
+            elif f.name not in sample.column_names or _few_values(sample.column(f.name)):
+                dictionary.append(f.name)
+            else:
+                encodings[f.name] = "DELTA_LENGTH_BYTE_ARRAY" if pa.types.is_string(f.type) else "BYTE_STREAM_SPLIT"
+        levels = {name: ZSTD_LEVELS.get(encodings.get(name, ""), ZSTD_LEVEL) for name in schema.names}
+        levels.update(dict.fromkeys(plain, ZSTD_LEVEL_IDS))
+        return cls(dictionary, encodings, levels)
+
+    def writer_options(self) -> dict[str, object]:
+        """`pyarrow.parquet.ParquetWriter` options (checksums are `storage`'s)."""
+        return {"compression": "zstd", "compression_level": self.levels, "max_rows_per_page": PAGE_ROWS,
+                "write_page_index": True, "use_dictionary": self.dictionary, "column_encoding": self.encodings}
+
+
+def _few_values(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a column repeats its values enough for a dictionary to pay: at most one distinct value in
+    `_DICTIONARY_RATIO` of its non-null values."""
+    present = len(values) - values.null_count
+    return pc.count_distinct(values).as_py() * _DICTIONARY_RATIO <= present
 
 
 def sort_key(tags: list[str]) -> list[tuple[str, str]]:
@@ -339,7 +404,8 @@ def write_filtered(segment: Segment, parts: Iterable[pa.Table], tags: list[str])
             yield from part.select(schema.names).cast(schema).to_batches()
 
     path = segment.path.parent / storage.new_segment_name()
-    storage.write_segment(path, schema, batches(), ROW_GROUP_ROWS, PAGE_ROWS, plain(tags, segment.summary))
+    layout = Layout.of(schema, segment.sample(), plain(tags, segment.summary))
+    storage.write_segment(path, schema, batches(), ROW_GROUP_ROWS, layout.writer_options())
     if not stats["rows"]:
         path.unlink()
         return []
@@ -362,6 +428,7 @@ def _write_one(directory: Path, rows: pa.Table, tags: list[str]) -> Segment:
             or n.startswith("__")]
     rows = rows.select(keep)
     path = directory / storage.new_segment_name()
-    storage.write_segment(path, rows.schema, rows.to_batches(), ROW_GROUP_ROWS, PAGE_ROWS, plain(tags, summary))
+    layout = Layout.of(rows.schema, rows, plain(tags, summary))
+    storage.write_segment(path, rows.schema, rows.to_batches(), ROW_GROUP_ROWS, layout.writer_options())
     lo, hi = pc.min_max(rows.column("time").cast(pa.int64())).values()
     return Segment(path, rows.num_rows, lo.as_py(), hi.as_py(), summary, ids)

@@ -32,7 +32,7 @@ import struct
 import threading
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -155,15 +155,13 @@ def make_dirs(directory: Path) -> None:
 
 
 def write_segment(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch], row_group_rows: int,
-                  page_rows: int, plain: Iterable[str] = ()) -> None:
-    """Write `batches` (streamed, row groups of `row_group_rows`; columns `plain` without a dictionary),
-    fsync and rename into place, then fsync the directory: durable before the manifest names it."""
+                  options: Mapping[str, Any]) -> None:
+    """Write `batches` (streamed, row groups of `row_group_rows`; `options`: the `ParquetWriter`'s, the
+    columns' layout) with page checksums, fsync and rename into place, then fsync the directory: durable
+    before the manifest names it."""
     make_dirs(path.parent)
     tmp = path.with_suffix(".tmp")
-    plain = set(plain)
-    dictionary = [n for n in schema.names if n not in plain]
-    with pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=3, max_rows_per_page=page_rows,
-                          write_page_index=True, write_page_checksum=True, use_dictionary=dictionary) as writer:
+    with pq.ParquetWriter(tmp, schema, write_page_checksum=True, **options) as writer:
         pending: list[pa.RecordBatch] = []
         rows = 0
         for batch in batches:

@@ -168,8 +168,10 @@ def test_open_reads_segment_metadata_not_rows(tmp_path: Path, clock: Clock) -> N
     e.checkpoint()
     [segment] = _table(e).segments
     e.close()
+    column = pq.read_metadata(segment.path).row_group(0).column(pq.read_schema(segment.path).names.index("d"))
+    at = column.data_page_offset + column.total_compressed_size // 2     # inside the data page of field d
     data = bytearray(segment.path.read_bytes())
-    data[100:110] = b"\xff" * 10                                  # inside a data page
+    data[at:at + 10] = b"\xff" * 10
     segment.path.write_bytes(bytes(data))
     e = Engine(tmp_path / "data", now_ns=clock, compaction=False)
     try:
