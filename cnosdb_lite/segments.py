@@ -116,9 +116,9 @@ class Segment:
     def read(self, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pa.Table:
         return pq.read_table(self.path, columns=columns, filters=filter)
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        """The rows, a row group's worth at a time."""
-        yield from pq.ParquetFile(self.path).iter_batches(batch_size=ROW_GROUP_ROWS)
+    def batches(self, rows: int = ROW_GROUP_ROWS) -> Iterator[pa.RecordBatch]:
+        """The rows, `rows` at a time (a row group's worth)."""
+        yield from pq.ParquetFile(self.path).iter_batches(batch_size=rows)
 
     def sample(self) -> pa.Table:
         """Its first row group: what `Layout.of` judges a rewrite or a merge of it by."""
