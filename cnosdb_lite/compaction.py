@@ -29,8 +29,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import memory, storage
 from . import segments as seg
-from . import storage
 from .segments import Segment
 from .table import Table, conform
 
@@ -167,6 +167,8 @@ class _Stats:
             if self.ids is not None and self.trace is not None:
                 self.ids.add(seg.TraceIndex.pairs(batch, self.service, self.trace))
             yield batch
+            if self.rows // seg.ROW_GROUP_ROWS != (self.rows - batch.num_rows) // seg.ROW_GROUP_ROWS:
+                memory.release_arrow()          # a row group written: the merge's scratch space
 
 
 @dataclass

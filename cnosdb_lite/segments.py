@@ -52,7 +52,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import storage
+from . import memory, storage
 
 PARTITION_NS = 86_400 * 10**9
 ROW_GROUP_ROWS = 16_384
@@ -378,9 +378,9 @@ def write(directory: Path, rows: pa.Table, tags: list[str], unit_ns: int) -> lis
     per = max(1, PARTITION_NS // unit_ns)
     lo, hi = (v.as_py() for v in pc.min_max(times).values())
     if lo // per == hi // per:
-        return [_write_one(directory, rows, tags)]
+        return [_write_one(directory, rows, tags, None)]
     parts = pc.divide(times, per)              # integer division (toward zero: day -1 and 0 share a file)
-    return [_write_one(directory, rows.filter(pc.equal(parts, part)), tags) for part in pc.unique(parts)]
+    return [_write_one(directory, rows, tags, pc.indices_nonzero(pc.equal(parts, part))) for part in pc.unique(parts)]
 
 
 def write_filtered(segment: Segment, parts: Iterable[pa.Table], tags: list[str]) -> list[Segment]:
@@ -418,17 +418,29 @@ def write_filtered(segment: Segment, parts: Iterable[pa.Table], tags: list[str])
     return [Segment(path, stats["rows"], stats["tmin"], stats["tmax"], summary, segment.ids)]
 
 
-def _write_one(directory: Path, rows: pa.Table, tags: list[str]) -> Segment:
-    summary = summarise(rows, tags)
+def _write_one(directory: Path, rows: pa.Table, tags: list[str], at: pa.Array | None) -> Segment:
+    """A segment of the rows at indices `at` (None: all), written sorted a row group at a time: the sorted
+    rows never exist whole (a flush's peak holds the memtable once, not twice)."""
+    index = rows.select([*tags, "time"]) if at is None else rows.select([*tags, "time"]).take(at)
+    summary = summarise(index, tags)
     trace = trace_tag(tags)
-    ids = None if trace is None else TraceIndex.of(TraceIndex.pairs(rows, service_tag(tags), trace))
-    keys = [k for k in sort_key(tags) if k[0] in rows.column_names]
-    rows = rows.take(pc.sort_indices(rows, sort_keys=keys))
-    keep = [n for n in rows.column_names if n == "time" or rows.column(n).null_count < rows.num_rows
-            or n.startswith("__")]
-    rows = rows.select(keep)
+    ids = None if trace is None else TraceIndex.of(TraceIndex.pairs(index, service_tag(tags), trace))
+    order = pc.sort_indices(index, sort_keys=sort_key(tags))
+    memory.release_arrow()                       # the summary's and the index's hash tables
+    if at is not None:
+        order = at.take(order)
+    rows = rows.select([n for n in rows.column_names if n == "time" or n.startswith("__") or _any(rows.column(n), at)])
     path = directory / storage.new_segment_name()
-    layout = Layout.of(rows.schema, rows, plain(tags, summary))
-    storage.write_segment(path, rows.schema, rows.to_batches(), ROW_GROUP_ROWS, layout.writer_options())
-    lo, hi = pc.min_max(rows.column("time").cast(pa.int64())).values()
-    return Segment(path, rows.num_rows, lo.as_py(), hi.as_py(), summary, ids)
+    layout = Layout.of(rows.schema, rows.take(order.slice(0, ROW_GROUP_ROWS)), plain(tags, summary))
+    batches = (batch for start in range(0, len(order), ROW_GROUP_ROWS)
+               for batch in rows.take(order.slice(start, ROW_GROUP_ROWS)).to_batches())
+    storage.write_segment(path, rows.schema, batches, ROW_GROUP_ROWS, layout.writer_options())
+    lo, hi = pc.min_max(index.column("time").cast(pa.int64())).values()
+    return Segment(path, len(order), lo.as_py(), hi.as_py(), summary, ids)
+
+
+def _any(values: pa.ChunkedArray, at: pa.Array | None) -> bool:
+    """Whether `values` (at indices `at`, None: all) has a value."""
+    if values.null_count in (0, len(values)):
+        return values.null_count == 0 and (at is None or len(at) > 0)
+    return at is None or pc.any(pc.is_valid(values).take(at)).as_py()

@@ -2,7 +2,9 @@
 
 Upsert design (CnosDB merges points of the same series and timestamp, last write wins per field):
 - Every row has a key: its tag values (a null as \x01) and its decimal time, joined by NUL.
-- The memtable (rows since the last flush) keeps a Python set of its keys, so a new row is checked in O(1).
+- The memtable (rows since the last flush) keeps a Python set of its keys' hashes, so a new row is checked
+  in O(1) (a hash hit merges by the exact keys, so a collision costs time, never a row; ints instead of
+  the ~100-character keys: 60 instead of 170 bytes per memtable row, 12 MB of a 64 MiB memtable of spans).
   Segments are probed only when the write's time range overlaps theirs and their time bloom filter says
   they may hold one of its times; only then is the segment read and its matching rows compared by key.
 - A hit merges the stored row into the new one (`coalesce(new, old)` per field) and removes the stored row
@@ -20,6 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import memory
 from . import segments as seg
 from .lp_exact import BOOL, F64, I64, STRING, TAG, U64
 from .segments import Segment
@@ -47,7 +50,7 @@ class Table:
         self.memtable: list[pa.RecordBatch] = []
         self.mem_rows = 0
         self.mem_bytes = 0
-        self.mem_keys: set[str] = set()
+        self.mem_keys: set[int] = set()          # hashes of the memtable's upsert keys
         self.version = 0
         self.writes = 0                          # writes (and INSERTs) applied, counted across restarts
         self.born: dict[str, int] = {}           # column -> the write that added it, for columns added since
@@ -81,15 +84,16 @@ class Table:
         keys = self._keys(batch)
         if len(set(keys)) < len(keys):
             batch, keys = self._merge_within(batch, keys)
-        if not self.mem_keys.isdisjoint(keys):
+        if not self.mem_keys.isdisjoint(map(hash, keys)):
             batch = self._merge_memtable(batch, keys)
             keys = self._keys(batch)
         batch, keys = self._merge_segments(batch, keys)
         self.memtable.append(batch)
         self.mem_rows += batch.num_rows
         self.mem_bytes += batch.nbytes
-        self.mem_keys.update(keys)
+        self.mem_keys.update(map(hash, keys))
         self.version += 1
+        memory.release_arrow()                   # the parsing's and merging's scratch space
 
     @property
     def full(self) -> bool:
@@ -120,7 +124,7 @@ class Table:
         self.memtable = [old]
         self.mem_rows = old.num_rows
         self.mem_bytes = old.nbytes
-        self.mem_keys = set(self._keys(old))
+        self.mem_keys = set(map(hash, self._keys(old)))
         return batch
 
     def _consolidate(self) -> pa.RecordBatch:
@@ -227,7 +231,7 @@ class Table:
                 batches = kept.combine_chunks().to_batches()
                 self.memtable = [conform(b, self.schema) for b in batches]
                 self.mem_rows, self.mem_bytes = kept.num_rows, kept.nbytes
-                self.mem_keys = set(self._keys(kept))
+                self.mem_keys = set(map(hash, self._keys(kept)))
                 self.version += 1
                 changed = True
         return changed
