@@ -4,7 +4,9 @@ Run `python -m bench.cnosdb_lite` (defaults: 1M and 10M spans over 14 days); `--
 for a quick run.  Up to `--lp-max` spans are written as line protocol through `Engine.write_lines` (what
 the ingest figure measures); beyond that the rest is generated as Arrow and written as segments directly
 (`--direct`, as fast as the machine allows), then compacted.  Every query goes through `Engine.execute`.
-Figures only, no asserts.  Wall times are noisy on a shared machine: each query figure also gives the
+Figures only, no asserts.  The peak RSS printed after the line-protocol ingest is that of the engine's
+own write path (parsing, memtable, flushes and the merges running meanwhile); the writing process's final
+peak also counts the direct generation.  Wall times are noisy on a shared machine: each query figure also gives the
 process CPU time per operation.  `--lp-only` uses only the public API, so the same script measures an
 older engine (`PYTHONPATH=<checkout of main> python -m bench.cnosdb_lite --lp-only`).
 
@@ -226,7 +228,8 @@ def run(size: int, args: argparse.Namespace) -> None:
         ingest_s += time.perf_counter() - t
         cpu += time.process_time() - c
     print(f"[{label}] ingest (line protocol, {lp:,} spans in requests of {args.batch}): {lp / ingest_s:,.0f} "
-          f"spans/s wall, {lp / cpu:,.0f} spans per CPU-second; RSS {Meter.rss_mb():,.0f} MB", flush=True)
+          f"spans/s wall, {lp / cpu:,.0f} spans per CPU-second; RSS {Meter.rss_mb():,.0f} MB, peak "
+          f"{Meter.peak_mb():,.0f} MB (line protocol, flushes and merges)", flush=True)
     if size > lp:
         t = time.perf_counter()
         traces += write_direct(engine, lp, size - lp, step)
