@@ -244,8 +244,11 @@ def run(size: int, args: argparse.Namespace) -> None:
         print(f"[{label}] compaction: {time.perf_counter() - t:.0f} s wall, {time.process_time() - c:.0f} s CPU "
               f"(this thread's share only); {files} segments", flush=True)
     queries(engine, traces, size, step, args.repeat, label)
-    disk = sum(p.stat().st_size for p in (data_dir / "cnosdb").rglob("*.parquet"))
-    print(f"[{label}] on disk: {disk / size:.1f} B/span ({disk / 1e6:.1f} MB Parquet); "
+    files = sum(p.stat().st_size for p in (data_dir / "cnosdb").rglob("*.parquet"))
+    table = engine.tenants["cnosdb"]["public"].tables["spans"] if hasattr(engine, "tenants") else None
+    live = sum(s.path.stat().st_size for s in table.segments) if hasattr(table, "segments") else files
+    print(f"[{label}] on disk: {live / size:.1f} B/span ({live / 1e6:.1f} MB of live segments; {files / 1e6:.1f} MB "
+          f"of Parquet files with those the last checkpoint retired, kept until the next); "
           f"RSS {Meter.rss_mb():,.0f} MB, peak so far {Meter.peak_mb():,.0f} MB", flush=True)
     engine.close()
     del engine
