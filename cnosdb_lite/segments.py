@@ -432,11 +432,16 @@ def _write_one(directory: Path, rows: pa.Table, tags: list[str], at: pa.Array | 
     rows = rows.select([n for n in rows.column_names if n == "time" or n.startswith("__") or _any(rows.column(n), at)])
     path = directory / storage.new_segment_name()
     layout = Layout.of(rows.schema, rows.take(order.slice(0, ROW_GROUP_ROWS)), plain(tags, summary))
-    batches = (batch for start in range(0, len(order), ROW_GROUP_ROWS)
-               for batch in rows.take(order.slice(start, ROW_GROUP_ROWS)).to_batches())
-    storage.write_segment(path, rows.schema, batches, ROW_GROUP_ROWS, layout.writer_options())
+    storage.write_segment(path, rows.schema, _sorted(rows, order), ROW_GROUP_ROWS, layout.writer_options())
     lo, hi = pc.min_max(index.column("time").cast(pa.int64())).values()
     return Segment(path, len(order), lo.as_py(), hi.as_py(), summary, ids)
+
+
+def _sorted(rows: pa.Table, order: pa.Array) -> Iterator[pa.RecordBatch]:
+    """`rows` in `order`, a row group at a time (each one's scratch space handed back)."""
+    for start in range(0, len(order), ROW_GROUP_ROWS):
+        memory.release_arrow()
+        yield from rows.take(order.slice(start, ROW_GROUP_ROWS)).to_batches()
 
 
 def _any(values: pa.ChunkedArray, at: pa.Array | None) -> bool:
