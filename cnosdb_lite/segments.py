@@ -278,7 +278,7 @@ def summarise(rows: pa.Table, tags: list[str]) -> pa.Table:
     rows (CnosDB answers it from its series index).  Tags are taken fewest values first while a tag has at
     most `SUMMARY_TAG_VALUES` values and the combinations stay within `SUMMARY_ROWS`; trace and span IDs
     never are, a service, span name or kind usually is."""
-    counts = sorted((pc.count_distinct(rows.column(t), mode="all").as_py(), t) for t in tags)
+    counts = sorted((_distinct(rows.column(t)), t) for t in tags)
     chosen: list[str] = []
     combos = pa.table({})
     for n, tag in counts:
@@ -290,6 +290,15 @@ def summarise(rows: pa.Table, tags: list[str]) -> pa.Table:
         chosen.append(tag)
         combos = trial
     return combos
+
+
+def _distinct(values: pa.ChunkedArray) -> int:
+    """How many distinct values (null one of them); past `SUMMARY_TAG_VALUES` only a lower bound: the IDs
+    are counted in their first `SUMMARY_ROWS` rows, not in a hash table of all of them."""
+    first = pc.count_distinct(values.slice(0, SUMMARY_ROWS), mode="all").as_py()
+    if first > SUMMARY_TAG_VALUES or len(values) <= SUMMARY_ROWS:
+        return first
+    return pc.count_distinct(values, mode="all").as_py()
 
 
 def merge_summaries(segments: list[Segment]) -> pa.Table | None:
