@@ -26,7 +26,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from . import memory, storage
 from . import segments as seg
 from .segments import Segment
-from .table import Table, conform
+from .table import Table, conform, forget_writes
 
 log = logging.getLogger("cnosdb_lite")
 
@@ -83,15 +83,15 @@ class Stopped(Exception):
 
 
 def merge(inputs: list[Segment], schema: pa.Schema, tags: list[str], path: Path,
-          stopping: Callable[[], bool] = lambda: False) -> Segment:
-    """One segment holding the rows of `inputs`, in segment order; the inputs are left as they are."""
+          stopping: Callable[[], bool] = lambda: False, write_floor: int = 0) -> Segment:
+    """One segment holding the rows of `inputs`, in segment order; the inputs are left as they are.  Write
+    numbers below `write_floor` are dropped (`table.forget_writes`)."""
     present: set[str] = set()
     for segment in inputs:
         present.update(segment.column_names())
     schema = pa.schema([f for f in schema if f.name in present])
     keys = [(name, "ascending") for name, _ in seg.sort_key(tags) if name in present]
-    streams: list[Iterator[pa.RecordBatch]] = [(conform(b, schema) for b in segment.batches(MERGE_BATCH_ROWS))
-                                               for segment in inputs]
+    streams = [_read(segment, schema, write_floor) for segment in inputs]
     trace = seg.trace_tag(tags)
     ids = _trace_index(inputs) if trace in present else None
     stats = _Stats(ids=ids, trace=trace, service=seg.service_tag(tags) if seg.service_tag(tags) in present else None,
@@ -101,6 +101,12 @@ def merge(inputs: list[Segment], schema: pa.Schema, tags: list[str], path: Path,
     storage.write_segment(path, schema, stats.track(merged(streams, keys)), seg.ROW_GROUP_ROWS,
                           layout.writer_options())
     return Segment(path, stats.rows, stats.tmin, stats.tmax, summary, ids)
+
+
+def _read(segment: Segment, schema: pa.Schema, write_floor: int) -> Iterator[pa.RecordBatch]:
+    """A merge input's rows in `schema`, `MERGE_BATCH_ROWS` at a time."""
+    for batch in segment.batches(MERGE_BATCH_ROWS):
+        yield from forget_writes(pa.Table.from_batches([conform(batch, schema)]), write_floor).to_batches()
 
 
 def merged(streams: list[Iterator[pa.RecordBatch]], keys: list[tuple[str, str]]) -> Iterator[pa.RecordBatch]:
@@ -182,6 +188,10 @@ class Job:
     inputs: list[Segment]
     schema: pa.Schema
     output: Path                    # where the merged segment goes (the engine keeps it from cleanup)
+    write_floor: int = field(init=False)    # the table's, read under the lock (`Table.write_floor`)
+
+    def __post_init__(self) -> None:
+        self.write_floor = self.table.write_floor()
 
 
 class Compactor:
@@ -220,7 +230,8 @@ class Compactor:
                     break
                 output = None
                 try:
-                    output = merge(job.inputs, job.schema, job.table.tags(), job.output, lambda: self._stop)
+                    output = merge(job.inputs, job.schema, job.table.tags(), job.output, lambda: self._stop,
+                                   job.write_floor)
                 except Stopped:
                     self._finish(job, None)
                     break
