@@ -4,7 +4,9 @@ Run `python -m bench.cnosdb_lite` (defaults: 1M and 10M spans over 14 days); `--
 for a quick run.  Up to `--lp-max` spans are written as line protocol through `Engine.write_lines` (what
 the ingest figure measures); beyond that the rest is generated as Arrow and written as segments directly
 (`--direct`, as fast as the machine allows), then compacted.  Every query goes through `Engine.execute`.
-Figures only, no asserts.  Wall times are noisy on a shared machine: each query figure also gives the
+Figures only, no asserts.  The peak RSS printed after the line-protocol ingest is that of the engine's
+own write path (parsing, memtable, flushes and the merges running meanwhile); the writing process's final
+peak also counts the direct generation.  Wall times are noisy on a shared machine: each query figure also gives the
 process CPU time per operation.  `--lp-only` uses only the public API, so the same script measures an
 older engine (`PYTHONPATH=<checkout of main> python -m bench.cnosdb_lite --lp-only`).
 
@@ -227,7 +229,8 @@ def run(size: int, args: argparse.Namespace) -> None:
         ingest_s += time.perf_counter() - t
         cpu += time.process_time() - c
     print(f"[{label}] ingest (line protocol, {lp:,} spans in requests of {args.batch}): {lp / ingest_s:,.0f} "
-          f"spans/s wall, {lp / cpu:,.0f} spans per CPU-second; RSS {Meter.rss_mb():,.0f} MB", flush=True)
+          f"spans/s wall, {lp / cpu:,.0f} spans per CPU-second; RSS {Meter.rss_mb():,.0f} MB, peak "
+          f"{Meter.peak_mb():,.0f} MB (line protocol, flushes and merges)", flush=True)
     if size > lp:
         t = time.perf_counter()
         traces += write_direct(engine, lp, size - lp, step)
@@ -242,8 +245,11 @@ def run(size: int, args: argparse.Namespace) -> None:
         print(f"[{label}] compaction: {time.perf_counter() - t:.0f} s wall, {time.process_time() - c:.0f} s CPU "
               f"(this thread's share only); {files} segments", flush=True)
     queries(engine, traces, size, step, args.repeat, label)
-    disk = sum(p.stat().st_size for p in (data_dir / "cnosdb").rglob("*.parquet"))
-    print(f"[{label}] on disk: {disk / size:.1f} B/span ({disk / 1e6:.1f} MB Parquet); "
+    files = sum(p.stat().st_size for p in (data_dir / "cnosdb").rglob("*.parquet"))
+    table = engine.tenants["cnosdb"]["public"].tables["spans"] if hasattr(engine, "tenants") else None
+    live = sum(s.path.stat().st_size for s in table.segments) if hasattr(table, "segments") else files
+    print(f"[{label}] on disk: {live / size:.1f} B/span ({live / 1e6:.1f} MB of live segments; {files / 1e6:.1f} MB "
+          f"of Parquet files with those the last checkpoint retired, kept until the next); "
           f"RSS {Meter.rss_mb():,.0f} MB, peak so far {Meter.peak_mb():,.0f} MB", flush=True)
     engine.close()
     del engine

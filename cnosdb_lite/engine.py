@@ -12,8 +12,8 @@ This is a lite engine for one host, not a cluster.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
-import json
 import os
 import re
 import threading
@@ -33,6 +33,7 @@ from . import (
     errors,
     line_protocol,
     lp_exact,
+    memory,
     pushdown,
     recovery,
     segments,
@@ -172,7 +173,6 @@ class Engine:
         self.scan_accounting = self.quirks if scan_accounting is None else scan_accounting
         self.scans: deque[ScanReport] = deque(maxlen=SCAN_LOG_SIZE)
         self._accountant = Accountant()
-        self._no_tables = _Context()         # what queries of a missing database see
         self.data_dir = Path(data_dir)
         self.now_ns = now_ns
         self.lock = threading.RLock()
@@ -190,11 +190,16 @@ class Engine:
         if self._compactor is not None:
             self._compactor.nudge()
 
+    @functools.cached_property
+    def _no_tables(self) -> _Context:
+        """What queries of a missing database see; made on first use (a DataFusion session costs 20 MB)."""
+        return _Context()
+
     def _open(self) -> None:
         """Load the last checkpoint (module `recovery`), replay the WAL after it, open the WAL for writes."""
         loaded = recovery.load(self.data_dir)
         self.tenants = loaded.tenants
-        self._manifest = loaded.manifest
+        self._committed = loaded.committed
         for header, body in storage.replay(self.data_dir / "wal", loaded.wal_gen):
             self._replay(header, body)
         gens = storage.wal_generations(self.data_dir / "wal")
@@ -207,7 +212,7 @@ class Engine:
         self.expire(self.now_ns())
         if loaded.damaged:                     # make the directory consistent again (recovery docstring)
             self.checkpoint()
-        pa.default_memory_pool().release_unused()    # what verifying new segments and replay read
+        memory.release()                       # the manifest's text, what verifying and replay read
 
     # -- public API ---------------------------------------------------------------------------------------
     def write_lines(self, tenant: str, database: str, text: str, precision: str = "ns") -> None:
@@ -495,22 +500,20 @@ class Engine:
             old = self.wal
             self.wal = storage.Wal(self.data_dir / "wal", old.gen + 1)
             old.close()
-            previous = self._manifest
-            manifest = json.loads(json.dumps(manifest))    # a snapshot: options hold live lists (buckets)
-            storage.commit_manifest(self.data_dir, manifest, previous)
-            self._manifest = manifest
+            previous = self._committed
+            self._committed = storage.commit_manifest(self.data_dir, manifest, previous)
             self._checkpointed_gen = self.wal.gen
             # Kept until the next checkpoint: what rebuilds a segment just written (module `recovery`).
-            storage.remove_wal_before(self.data_dir / "wal", int(previous["wal_gen"]) if previous else self.wal.gen)
+            storage.remove_wal_before(self.data_dir / "wal", previous.wal_gen if previous else self.wal.gen)
             if previous:
-                referenced |= storage.segment_paths(self.data_dir, previous)
+                referenced |= previous.paths
             referenced |= self._pending
             unreferenced = storage.unreferenced(self.data_dir, referenced)
             if self._reading:                    # queries may still read them: deleted when the last one ends
                 self._doomed |= unreferenced
             else:
                 storage.remove_files(self.data_dir, unreferenced)
-        pa.default_memory_pool().release_unused()    # the flushed memtables' memory, back to the system
+        memory.release()                                # the flushed memtables' memory, back to the system
         if self._compactor is not None:
             self._compactor.nudge()
 

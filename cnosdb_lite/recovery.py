@@ -39,7 +39,7 @@ class Loaded:
 
     tenants: Tenants
     wal_gen: int
-    manifest: storage.JsonObject | None     # the state loaded, kept as previous by the next checkpoint
+    committed: storage.Committed | None     # the state loaded, kept as previous by the next checkpoint
     damaged: list[Path] = field(default_factory=list)   # unreadable segments found (renamed .corrupt)
 
 
@@ -53,11 +53,11 @@ def load(data_dir: Path) -> Loaded:
     current = storage.load_manifest(data_dir)
     if current is None:
         manifest = empty_manifest()
-        return Loaded(build(data_dir, manifest)[0], 0, manifest)
+        return Loaded(build(data_dir, manifest)[0], 0, storage.Committed.of(data_dir, manifest, None))
     previous = storage.load_manifest(data_dir, storage.PREVIOUS_MANIFEST)
     tenants, bad = build(data_dir, current, previous)
     if not bad:
-        return Loaded(tenants, int(current["wal_gen"]), current)
+        return Loaded(tenants, int(current["wal_gen"]), storage.Committed.of(data_dir, current, storage.MANIFEST))
     for path, error in bad.items():
         log.warning("event=segment_unreadable file=%s error=%r", path, error)
     if previous is not None and _wal_complete(data_dir / "wal", int(previous["wal_gen"]), int(current["wal_gen"])):
@@ -66,7 +66,8 @@ def load(data_dir: Path) -> Loaded:
             log.warning("event=recovered data_dir=%s from=%s replay_from_wal_gen=%d rows_lost=0", data_dir,
                         storage.PREVIOUS_MANIFEST, previous["wal_gen"])
             _quarantine(bad)
-            return Loaded(base, int(previous["wal_gen"]), previous, sorted(bad))
+            committed = storage.Committed.of(data_dir, previous, storage.PREVIOUS_MANIFEST)
+            return Loaded(base, int(previous["wal_gen"]), committed, sorted(bad))
     log.warning("event=rows_lost data_dir=%s files=%s reason=%r", data_dir, ",".join(map(str, sorted(bad))),
                 "the WAL that wrote these segments was deleted by an earlier checkpoint")
     _quarantine(bad)

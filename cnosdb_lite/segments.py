@@ -15,6 +15,18 @@ an upsert, DELETE or TTL expiry that touches it writes a replacement and the man
   and tag over the last day 32 ms instead of 25 (145 instead of 51 over all 14 days), and 52 B/span on
   disk instead of 76 (a span's parent ID repeats the span before it, and zstd finds it).  An earlier
   benchmark of one-service traces had picked the service order.  Row groups hold `ROW_GROUP_ROWS` rows.
+- Encodings (`Layout`), chosen per segment from its rows (a flush) or an input's first row group (a merge
+  or rewrite), measured on a day of 714 k spans (`bench.cnosdb_lite` at 10 M; 45.1 B/span when every column
+  but the IDs had a dictionary): a dictionary only for columns that repeat their values (at most one
+  distinct value per two rows: services, names, status codes, the write number); `time` as deltas
+  (DELTA_BINARY_PACKED: a trace's spans are close in time; 0.9 instead of 5.1 B/row); other numbers
+  BYTE_STREAM_SPLIT (durations 3.0 instead of 4.9, float timestamps 3.1 and 1.7 instead of 5.4 and
+  5.1: the high bytes, nearly constant, compress apart from the random low ones) at zstd level 12 (-0.4
+  B/span for 10 % more write CPU); the IDs and other many-valued strings DELTA_LENGTH_BYTE_ARRAY (the
+  lengths apart from the bytes: span IDs 8.2 instead of 9.3 B/row, near the 8 bytes of a random 64-bit
+  ID), the IDs at zstd level 1 (levels 3-12 code random hex 0.4 B/span worse).  Pages of `PAGE_ROWS` =
+  4 k rows: 30.6 instead of 31.7 B/span (zstd sees more at once), GetTrace and FindTraces CPU the same
+  as with 2 k (8 k: GetTrace +0.5 ms).  45.1 -> 29.8 B/span in all; query CPU unchanged or lower.
 - Columns: only those that have a value in the segment's rows, plus `time` and the hidden write number;
   queries read segments through a schema of all the table's columns, a missing column being null (union
   by name), so a sparse attribute costs nothing where it is absent.
@@ -41,11 +53,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import storage
+from . import memory, storage
 
 PARTITION_NS = 86_400 * 10**9
 ROW_GROUP_ROWS = 16_384
-PAGE_ROWS = 2_048
+PAGE_ROWS = 4_096
+ZSTD_LEVEL = 3
+ZSTD_LEVELS = {"BYTE_STREAM_SPLIT": 12}   # by encoding (module docstring)
+ZSTD_LEVEL_IDS = 1
+_DICTIONARY_RATIO = 2
 SORT_BY_SERVICE = False        # measured both ways (module docstring); a switch for the benchmark
 SUMMARY_TAG_VALUES = 1_024
 SUMMARY_ROWS = 8_192
@@ -101,9 +117,14 @@ class Segment:
     def read(self, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pa.Table:
         return pq.read_table(self.path, columns=columns, filters=filter)
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        """The rows, a row group's worth at a time."""
-        yield from pq.ParquetFile(self.path).iter_batches(batch_size=ROW_GROUP_ROWS)
+    def batches(self, rows: int = ROW_GROUP_ROWS) -> Iterator[pa.RecordBatch]:
+        """The rows, `rows` at a time (a row group's worth)."""
+        yield from pq.ParquetFile(self.path).iter_batches(batch_size=rows)
+
+    def sample(self) -> pa.Table:
+        """Its first row group: what `Layout.of` judges a rewrite or a merge of it by."""
+        file = pq.ParquetFile(self.path)
+        return file.read_row_group(0) if file.metadata.num_row_groups else file.schema_arrow.empty_table()
 
     def column_names(self) -> list[str]:
         return pq.read_schema(self.path).names
@@ -258,7 +279,7 @@ def summarise(rows: pa.Table, tags: list[str]) -> pa.Table:
     rows (CnosDB answers it from its series index).  Tags are taken fewest values first while a tag has at
     most `SUMMARY_TAG_VALUES` values and the combinations stay within `SUMMARY_ROWS`; trace and span IDs
     never are, a service, span name or kind usually is."""
-    counts = sorted((pc.count_distinct(rows.column(t), mode="all").as_py(), t) for t in tags)
+    counts = sorted((_distinct(rows.column(t)), t) for t in tags)
     chosen: list[str] = []
     combos = pa.table({})
     for n, tag in counts:
@@ -270,6 +291,15 @@ def summarise(rows: pa.Table, tags: list[str]) -> pa.Table:
         chosen.append(tag)
         combos = trial
     return combos
+
+
+def _distinct(values: pa.ChunkedArray) -> int:
+    """How many distinct values (null one of them); past `SUMMARY_TAG_VALUES` only a lower bound: the IDs
+    are counted in their first `SUMMARY_ROWS` rows, not in a hash table of all of them."""
+    first = pc.count_distinct(values.slice(0, SUMMARY_ROWS), mode="all").as_py()
+    if first > SUMMARY_TAG_VALUES or len(values) <= SUMMARY_ROWS:
+        return first
+    return pc.count_distinct(values, mode="all").as_py()
 
 
 def merge_summaries(segments: list[Segment]) -> pa.Table | None:
@@ -294,11 +324,53 @@ def service_tag(tags: list[str]) -> str | None:
 
 def plain(tags: list[str], summary: pa.Table | None) -> list[str]:
     """Tags written without a dictionary: the many-valued ones (trace and span IDs), which `summarise` left
-    out.  A lookup of one trace then decodes a page, not a row group's whole dictionary; zstd still folds
-    a trace's repeated ID."""
+    out.  A lookup of one trace then decodes a page, not a row group's whole dictionary."""
     if summary is None:
         return []
     return [t for t in tags if t not in summary.column_names]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a segment's columns are encoded (module docstring, "Encodings"): the columns written with a
+    dictionary, the Parquet encoding of the others, and each column's zstd level."""
+
+    dictionary: list[str]
+    encodings: dict[str, str]
+    levels: dict[str, int]
+
+    @classmethod
+    def of(cls, schema: pa.Schema, sample: pa.Table, plain: list[str]) -> Layout:
+        """The layout of a segment of `schema` whose rows look like `sample` (a row group's worth, or all of
+        them); `plain`: the many-valued tags (`plain`)."""
+        dictionary: list[str] = []
+        encodings: dict[str, str] = {}
+        for f in schema:
+            if pa.types.is_timestamp(f.type):
+                encodings[f.name] = "DELTA_BINARY_PACKED"
+            elif f.name in plain:
+                encodings[f.name] = "DELTA_LENGTH_BYTE_ARRAY"
+            elif pa.types.is_boolean(f.type):
+                continue                            # bit-packed whatever is asked
+            elif f.name not in sample.column_names or _few_values(sample.column(f.name)):
+                dictionary.append(f.name)
+            else:
+                encodings[f.name] = "DELTA_LENGTH_BYTE_ARRAY" if pa.types.is_string(f.type) else "BYTE_STREAM_SPLIT"
+        levels = {name: ZSTD_LEVELS.get(encodings.get(name, ""), ZSTD_LEVEL) for name in schema.names}
+        levels.update(dict.fromkeys(plain, ZSTD_LEVEL_IDS))
+        return cls(dictionary, encodings, levels)
+
+    def writer_options(self) -> dict[str, object]:
+        """`pyarrow.parquet.ParquetWriter` options (checksums are `storage`'s)."""
+        return {"compression": "zstd", "compression_level": self.levels, "max_rows_per_page": PAGE_ROWS,
+                "write_page_index": True, "use_dictionary": self.dictionary, "column_encoding": self.encodings}
+
+
+def _few_values(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a column repeats its values enough for a dictionary to pay: at most one distinct value in
+    `_DICTIONARY_RATIO` of its non-null values."""
+    present = len(values) - values.null_count
+    return pc.count_distinct(values).as_py() * _DICTIONARY_RATIO <= present
 
 
 def sort_key(tags: list[str]) -> list[tuple[str, str]]:
@@ -316,9 +388,9 @@ def write(directory: Path, rows: pa.Table, tags: list[str], unit_ns: int) -> lis
     per = max(1, PARTITION_NS // unit_ns)
     lo, hi = (v.as_py() for v in pc.min_max(times).values())
     if lo // per == hi // per:
-        return [_write_one(directory, rows, tags)]
+        return [_write_one(directory, rows, tags, None)]
     parts = pc.divide(times, per)              # integer division (toward zero: day -1 and 0 share a file)
-    return [_write_one(directory, rows.filter(pc.equal(parts, part)), tags) for part in pc.unique(parts)]
+    return [_write_one(directory, rows, tags, pc.indices_nonzero(pc.equal(parts, part))) for part in pc.unique(parts)]
 
 
 def write_filtered(segment: Segment, parts: Iterable[pa.Table], tags: list[str]) -> list[Segment]:
@@ -342,7 +414,8 @@ def write_filtered(segment: Segment, parts: Iterable[pa.Table], tags: list[str])
             yield from part.select(schema.names).cast(schema).to_batches()
 
     path = segment.path.parent / storage.new_segment_name()
-    storage.write_segment(path, schema, batches(), ROW_GROUP_ROWS, PAGE_ROWS, plain(tags, segment.summary))
+    layout = Layout.of(schema, segment.sample(), plain(tags, segment.summary))
+    storage.write_segment(path, schema, batches(), ROW_GROUP_ROWS, layout.writer_options())
     if not stats["rows"]:
         path.unlink()
         return []
@@ -355,16 +428,34 @@ def write_filtered(segment: Segment, parts: Iterable[pa.Table], tags: list[str])
     return [Segment(path, stats["rows"], stats["tmin"], stats["tmax"], summary, segment.ids)]
 
 
-def _write_one(directory: Path, rows: pa.Table, tags: list[str]) -> Segment:
-    summary = summarise(rows, tags)
+def _write_one(directory: Path, rows: pa.Table, tags: list[str], at: pa.Array | None) -> Segment:
+    """A segment of the rows at indices `at` (None: all), written sorted a row group at a time: the sorted
+    rows never exist whole (a flush's peak holds the memtable once, not twice)."""
+    index = rows.select([*tags, "time"]) if at is None else rows.select([*tags, "time"]).take(at)
+    summary = summarise(index, tags)
     trace = trace_tag(tags)
-    ids = None if trace is None else TraceIndex.of(TraceIndex.pairs(rows, service_tag(tags), trace))
-    keys = [k for k in sort_key(tags) if k[0] in rows.column_names]
-    rows = rows.take(pc.sort_indices(rows, sort_keys=keys))
-    keep = [n for n in rows.column_names if n == "time" or rows.column(n).null_count < rows.num_rows
-            or n.startswith("__")]
-    rows = rows.select(keep)
+    ids = None if trace is None else TraceIndex.of(TraceIndex.pairs(index, service_tag(tags), trace))
+    order = pc.sort_indices(index, sort_keys=sort_key(tags))
+    memory.release_arrow()                       # the summary's and the index's hash tables
+    if at is not None:
+        order = at.take(order)
+    rows = rows.select([n for n in rows.column_names if n == "time" or n.startswith("__") or _any(rows.column(n), at)])
     path = directory / storage.new_segment_name()
-    storage.write_segment(path, rows.schema, rows.to_batches(), ROW_GROUP_ROWS, PAGE_ROWS, plain(tags, summary))
-    lo, hi = pc.min_max(rows.column("time").cast(pa.int64())).values()
-    return Segment(path, rows.num_rows, lo.as_py(), hi.as_py(), summary, ids)
+    layout = Layout.of(rows.schema, rows.take(order.slice(0, ROW_GROUP_ROWS)), plain(tags, summary))
+    storage.write_segment(path, rows.schema, _sorted(rows, order), ROW_GROUP_ROWS, layout.writer_options())
+    lo, hi = pc.min_max(index.column("time").cast(pa.int64())).values()
+    return Segment(path, len(order), lo.as_py(), hi.as_py(), summary, ids)
+
+
+def _sorted(rows: pa.Table, order: pa.Array) -> Iterator[pa.RecordBatch]:
+    """`rows` in `order`, a row group at a time (each one's scratch space handed back)."""
+    for start in range(0, len(order), ROW_GROUP_ROWS):
+        memory.release_arrow()
+        yield from rows.take(order.slice(start, ROW_GROUP_ROWS)).to_batches()
+
+
+def _any(values: pa.ChunkedArray, at: pa.Array | None) -> bool:
+    """Whether `values` (at indices `at`, None: all) has a value."""
+    if values.null_count in (0, len(values)):
+        return values.null_count == 0 and (at is None or len(at) > 0)
+    return at is None or pc.any(pc.is_valid(values).take(at)).as_py()

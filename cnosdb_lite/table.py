@@ -2,7 +2,9 @@
 
 Upsert design (CnosDB merges points of the same series and timestamp, last write wins per field):
 - Every row has a key: its tag values (a null as \x01) and its decimal time, joined by NUL.
-- The memtable (rows since the last flush) keeps a Python set of its keys, so a new row is checked in O(1).
+- The memtable (rows since the last flush) keeps a Python set of its keys' hashes, so a new row is checked
+  in O(1) (a hash hit merges by the exact keys, so a collision costs time, never a row; ints instead of
+  the ~100-character keys: 60 instead of 170 bytes per memtable row, 12 MB of a 64 MiB memtable of spans).
   Segments are probed only when the write's time range overlaps theirs and their time bloom filter says
   they may hold one of its times; only then is the segment read and its matching rows compared by key.
 - A hit merges the stored row into the new one (`coalesce(new, old)` per field) and removes the stored row
@@ -20,6 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import memory
 from . import segments as seg
 from .lp_exact import BOOL, F64, I64, STRING, TAG, U64
 from .segments import Segment
@@ -47,7 +50,7 @@ class Table:
         self.memtable: list[pa.RecordBatch] = []
         self.mem_rows = 0
         self.mem_bytes = 0
-        self.mem_keys: set[str] = set()
+        self.mem_keys: set[int] = set()          # hashes of the memtable's upsert keys
         self.version = 0
         self.writes = 0                          # writes (and INSERTs) applied, counted across restarts
         self.born: dict[str, int] = {}           # column -> the write that added it, for columns added since
@@ -81,15 +84,16 @@ class Table:
         keys = self._keys(batch)
         if len(set(keys)) < len(keys):
             batch, keys = self._merge_within(batch, keys)
-        if not self.mem_keys.isdisjoint(keys):
+        if not self.mem_keys.isdisjoint(map(hash, keys)):
             batch = self._merge_memtable(batch, keys)
             keys = self._keys(batch)
         batch, keys = self._merge_segments(batch, keys)
         self.memtable.append(batch)
         self.mem_rows += batch.num_rows
         self.mem_bytes += batch.nbytes
-        self.mem_keys.update(keys)
+        self.mem_keys.update(map(hash, keys))
         self.version += 1
+        memory.release_arrow()                   # the parsing's and merging's scratch space
 
     @property
     def full(self) -> bool:
@@ -120,7 +124,7 @@ class Table:
         self.memtable = [old]
         self.mem_rows = old.num_rows
         self.mem_bytes = old.nbytes
-        self.mem_keys = set(self._keys(old))
+        self.mem_keys = set(map(hash, self._keys(old)))
         return batch
 
     def _consolidate(self) -> pa.RecordBatch:
@@ -197,12 +201,18 @@ class Table:
         """Write the memtable out as segments (fsynced; the caller commits them in a manifest)."""
         if not self.memtable:
             return []
-        rows = pa.Table.from_batches(self.memtable, self.schema)
+        rows = forget_writes(pa.Table.from_batches(self.memtable, self.schema), self.write_floor())
         new = seg.write(directory, rows, self.tags(), _unit_ns(self.time_type))
         self.segments.extend(new)
         self.memtable, self.mem_rows, self.mem_bytes, self.mem_keys = [], 0, 0, set()
         self.version += 1
         return new
+
+    def write_floor(self) -> int:
+        """The write number below which a row's need not be stored (`forget_writes`): quirks mode compares
+        a row's number only with the `born` numbers of the columns added since start-up, which are all at
+        least this one (a column added later is born after every stored row), and reads no number as 0."""
+        return min(self.born.values(), default=self.writes + 1)
 
     # -- deletes and expiry -------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -232,7 +242,7 @@ class Table:
                 batches = kept.combine_chunks().to_batches()
                 self.memtable = [conform(b, self.schema) for b in batches]
                 self.mem_rows, self.mem_bytes = kept.num_rows, kept.nbytes
-                self.mem_keys = set(self._keys(kept))
+                self.mem_keys = set(map(hash, self._keys(kept)))
                 self.version += 1
                 changed = True
         return changed
@@ -323,6 +333,16 @@ def _and_trace(maybe: list[bool], traces: list[str | None], index: seg.TraceInde
             may = held
         narrowed.append(may)
     return narrowed
+
+
+def forget_writes(rows: pa.Table, floor: int) -> pa.Table:
+    """`rows` with the write numbers below `floor` (`Table.write_floor`) null: a segment then stores the
+    column as nothing, not as a number per row (0.24 B/span at 1 M spans written 1,000 per request)."""
+    at = rows.schema.get_field_index(WRITE_COL)
+    if at < 0:
+        return rows
+    writes = rows.column(at)
+    return rows.set_column(at, WRITE_COL, pc.if_else(pc.less(writes, floor), pa.nulls(len(writes), pa.int64()), writes))
 
 
 def _unit_ns(time_type: pa.TimestampType) -> int:

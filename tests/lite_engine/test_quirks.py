@@ -130,3 +130,24 @@ def test_environment_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, val
     assert e.quirks is on
     assert tags(e, "f = 'POST'") == (["a", "b"] if on else [])
     e.close()
+
+
+def test_flushes_and_merges_store_no_write_numbers_older_than_every_new_column(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow.parquet as pq
+
+    from cnosdb_lite import compaction
+    from cnosdb_lite.table import WRITE_COL
+
+    monkeypatch.setattr(compaction, "FANIN", 2)
+    e = make(tmp_path, quirks=True)          # f added by the third write: rows a and b are older
+    e.checkpoint()
+    e.write_lines("cnosdb", "fidtest", 't2,tg=e g=5 5000')
+    e.checkpoint()
+    e.wait_for_compaction()
+    [segment] = e.tenants["cnosdb"]["fidtest"].tables["t2"].segments
+    stored = pq.read_table(segment.path, columns=["tg", WRITE_COL]).sort_by("tg").column(WRITE_COL).to_pylist()
+    assert stored == [None, None, 3, 4, 5]
+    assert tags(e, "f = 'POST'") == ["a", "b"]
+    assert tags(e, "f = 'GET'") == ["a", "b", "d"]
+    e.close()
