@@ -10,11 +10,12 @@ an upsert, DELETE or TTL expiry that touches it writes a replacement and the man
   column (the page index prunes the rest).  Sorting by the service tag first (`service` or
   `*service.name`; `SORT_BY_SERVICE = True`) lets FindTraces prune a service's row groups by their
   statistics, but splits a trace into one run per service it crosses.  Measured at 1 M spans over 14
-  days, traces of 8 spans across 8 services (as the plugin's traces are): GetTrace 9.0 ms CPU instead of
-  20.0, the spans of 20 traces (FindTraces' second step) 166 ms instead of 246, the trace IDs of a service
-  and tag over the last day 32 ms instead of 25 (145 instead of 51 over all 14 days), and 52 B/span on
-  disk instead of 76 (a span's parent ID repeats the span before it, and zstd finds it).  An earlier
-  benchmark of one-service traces had picked the service order.  Row groups hold `ROW_GROUP_ROWS` rows.
+  days, traces of 8 spans across 8 services (as real traces are; `bench.cnosdb_lite`): GetTrace 5.6 ms CPU
+  instead of 10.9, the spans of 20 traces (FindTraces' second step) 166 ms instead of 246 (an earlier
+  layout), 32.3 B/span on disk instead of 58.1 (a trace's spans share its ID, and a span's parent ID is
+  the span before it: zstd finds both); but the trace IDs of a service and field over the last day 39 ms
+  instead of 23, and over all 14 days 118 instead of 49 (849 ms at 10 M).  A benchmark of one-service
+  traces had picked the service order.  Row groups hold `ROW_GROUP_ROWS` rows.
 - Encodings (`Layout`), chosen per segment from its rows (a flush) or an input's first row group (a merge
   or rewrite), measured on a day of 714 k spans (`bench.cnosdb_lite` at 10 M; 45.1 B/span when every column
   but the IDs had a dictionary): a dictionary only for columns that repeat their values (at most one
