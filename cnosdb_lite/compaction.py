@@ -94,8 +94,8 @@ def merge(inputs: list[Segment], schema: pa.Schema, tags: list[str], path: Path,
     streams = [_read(segment, schema, write_floor) for segment in inputs]
     trace = seg.trace_tag(tags)
     ids = _trace_index(inputs) if trace in present else None
-    stats = _Stats(ids=ids, trace=trace, service=seg.service_tag(tags) if seg.service_tag(tags) in present else None,
-                   stopping=stopping)
+    service = seg.index_service(tags)
+    stats = _Stats(ids=ids, trace=trace, service=service if service in present else None, stopping=stopping)
     summary = seg.merge_summaries(inputs)
     layout = seg.Layout.of(schema, max(inputs, key=lambda s: s.rows).sample(), seg.plain(tags, summary))
     storage.write_segment(path, schema, stats.track(merged(streams, keys)), seg.ROW_GROUP_ROWS,

@@ -32,9 +32,10 @@ an upsert, DELETE or TTL expiry that touches it writes a replacement and the man
   queries read segments through a schema of all the table's columns, a missing column being null (union
   by name), so a sparse attribute costs nothing where it is absent.
 - What a segment holds, in memory and in the manifest: its time range, the distinct combinations of its
-  few-valued tags (`summarise`: SHOW TAG VALUES reads those, not rows) and a bloom filter of its trace IDs
-  per service (`TraceIndex`).  A statement whose every SELECT pins the trace ID or a summarised tag to literals reads
-  only the segments that may hold them (engine `_narrowed`).
+  few-valued tags (`summarise`: SHOW TAG VALUES reads those, not rows) and bloom filters of its trace IDs
+  (`TraceIndex`; one per service in the service order, `index_service`).  A statement whose every SELECT
+  pins the trace ID or a summarised tag to literals reads only the segments that may hold them (engine
+  `_narrowed`).
 - Upsert probe: new rows must merge with stored rows of the same series and time (last write wins) wherever
   they are.  Each segment answers "may hold one of these times?" from its min/max time and, once a write
   lands inside that range, from a bloom filter over its times (2 bytes per row, built on first use from the
@@ -323,6 +324,12 @@ def service_tag(tags: list[str]) -> str | None:
     return next((t for t in tags if t == "service" or t.endswith("service.name")), None)
 
 
+def index_service(tags: list[str]) -> str | None:
+    """The service tag whose values get a trace-ID bloom filter each in a segment's `TraceIndex`: only in the
+    service order, whose service hint reads them (engine `_service_hint`); otherwise one filter serves."""
+    return service_tag(tags) if SORT_BY_SERVICE else None
+
+
 def plain(tags: list[str], summary: pa.Table | None) -> list[str]:
     """Tags written without a dictionary: the many-valued ones (trace and span IDs), which `summarise` left
     out.  A lookup of one trace then decodes a page, not a row group's whole dictionary."""
@@ -435,7 +442,7 @@ def _write_one(directory: Path, rows: pa.Table, tags: list[str], at: pa.Array | 
     index = rows.select([*tags, "time"]) if at is None else rows.select([*tags, "time"]).take(at)
     summary = summarise(index, tags)
     trace = trace_tag(tags)
-    ids = None if trace is None else TraceIndex.of(TraceIndex.pairs(index, service_tag(tags), trace))
+    ids = None if trace is None else TraceIndex.of(TraceIndex.pairs(index, index_service(tags), trace))
     order = pc.sort_indices(index, sort_keys=sort_key(tags))
     memory.release_arrow()                       # the summary's and the index's hash tables
     if at is not None:

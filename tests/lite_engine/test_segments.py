@@ -128,7 +128,11 @@ def test_show_tag_values_from_summaries_matches_the_rows(disk: Engine) -> None:
         {"key": "service", "value": "a"}, {"key": "service", "value": "c"}]
 
 
-def test_a_statement_pinned_to_traces_reads_the_right_rows(disk: Engine) -> None:
+@pytest.mark.parametrize("by_service", [False, True], ids=["trace order", "service order"])
+def test_a_statement_pinned_to_traces_reads_the_right_rows(disk: Engine, by_service: bool,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """In either segment order (the service order adds the services of the traces to the statement)."""
+    monkeypatch.setattr(segments, "SORT_BY_SERVICE", by_service)
     for first in range(0, 40, 10):
         for t in range(first, first + 10):
             _spans(disk, t, 1, f"svc{t % 3}")
@@ -153,6 +157,8 @@ def test_a_statement_pinned_to_traces_reads_the_right_rows(disk: Engine) -> None
         "SELECT trace_id, span_id FROM m WHERE trace_id IN ('t11', 't13', 't31') ORDER BY 1, 2",  # two in one
     ]
     narrowed = [q(disk, sql) for sql in statements]
+    services = {"svc0", "svc1", "svc2", segments.NO_SERVICE} if by_service else {segments.NO_SERVICE}
+    assert all(set(segment.ids.blooms) <= services for segment in _table(disk).segments if segment.ids)
     disk.checkpoint()
     for segment in _table(disk).segments:                        # no bloom filters: every segment is read
         segment.ids = None
