@@ -12,8 +12,8 @@ an upsert, DELETE or TTL expiry that touches it writes a replacement and the man
   statistics, but splits a trace into one run per service it crosses.  Measured at 1 M spans over 14
   days, traces of 8 spans across 8 services (as real traces are; `bench.cnosdb_lite`): GetTrace 5.6 ms CPU
   instead of 10.9, the spans of 20 traces (FindTraces' second step) 166 ms instead of 246 (an earlier
-  layout), 32.3 B/span on disk instead of 58.1 (a trace's spans share its ID, and a span's parent ID is
-  the span before it: zstd finds both); but the trace IDs of a service and field over the last day 39 ms
+  layout), 32.3 B/span on disk instead of 58.1 (a trace's spans are neighbours: its ID repeats and
+  the time deltas are small); but the trace IDs of a service and field over the last day 39 ms
   instead of 23, and over all 14 days 118 instead of 49 (790 ms at 10 M).  A benchmark of one-service
   traces had picked the service order.  Row groups hold `ROW_GROUP_ROWS` rows.
 - Encodings (`Layout`), chosen per segment from its rows (a flush) or an input's first row group (a merge
