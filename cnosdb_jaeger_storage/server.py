@@ -19,6 +19,8 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from cnosdb_lite import clikit
+
 from .cnosdb import sql
 from .cnosdb.client import CnosDB, CnosDBClient
 from .cnosdb.in_process import InProcessCnosDB
@@ -377,6 +379,7 @@ def startup_summary(server: Server) -> str:
 async def serve(config: Config) -> None:
     """Runs until SIGINT or SIGTERM, then shuts down cleanly."""
     server = await start(config)
+    clikit.tune_gc()
     log.warning("serving %s", startup_summary(server))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -161,6 +161,7 @@ async def _serve(args: argparse.Namespace) -> int:
     except BaseException:
         engine.close()
         raise
+    clikit.tune_gc()
     log.info("event=listening url=%s data_dir=%s auth_enabled=%s quirks=%s", server.url, data_dir,
              args.auth_enabled, args.quirks)
 

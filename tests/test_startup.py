@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from harness import cnosdb_lite_process, free_port, running_server, server_config
 
+from cnosdb_lite import clikit
+
 SERVER = str(Path(sys.executable).with_name("cnosdb-jaeger-storage"))
 
 
@@ -131,3 +133,10 @@ def test_a_data_dir_in_use_by_another_process_is_one_line(tmp_path: Path) -> Non
     line = one_line_error(result)
     assert line.startswith(f"cnosdb-jaeger-storage: --data-dir {tmp_path / 'data'}: data directory ")
     assert "is in use by process" in line
+
+
+def test_a_started_server_freezes_start_up_objects_and_collects_the_young_generation_less_often() -> None:
+    script = ("import gc; from cnosdb_lite import clikit; clikit.tune_gc(); "
+              "print(gc.get_threshold()[0], gc.get_freeze_count() > 1000)")
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert found == [str(clikit.YOUNG_GENERATION_THRESHOLD), "True"]
