@@ -37,8 +37,9 @@ ARROW = {TAG: pa.string(), STRING: pa.string(), I64: pa.int64(), U64: pa.uint64(
          BOOL: pa.bool_()}
 SQL_TYPES = {TAG: "STRING", STRING: "STRING", I64: "BIGINT", U64: "BIGINT UNSIGNED", F64: "DOUBLE",
              BOOL: "BOOLEAN"}
-_NULL_TAG = pa.scalar("\x01", pa.string())
+_NULL_TAG = "\x01"                        # a null tag in an upsert key
 _KEY_SEP = pa.scalar("\x00", pa.string())
+_NO_TAG = pa.scalar(None, pa.string())   # a tag column the batch lacks: null in every row
 
 
 class Table:
@@ -55,12 +56,15 @@ class Table:
         self.writes = 0                          # writes (and INSERTs) applied, counted across restarts
         self.born: dict[str, int] = {}           # column -> the write that added it, for columns added since
         self._summary: tuple[tuple[int, tuple[str, ...]], pa.Table] | None = None   # tag_summary's cache
+        self._schema: pa.Schema | None = None    # `schema`'s cache: columns change only in `add_columns`
 
     # -- schema -------------------------------------------------------------------------------------------
     @property
     def schema(self) -> pa.Schema:
-        fields = [(n, self.time_type if k == TIME else ARROW[k]) for n, k in self.columns.items()]
-        return pa.schema([*fields, (WRITE_COL, pa.int64())])
+        if self._schema is None:
+            fields = [(n, self.time_type if k == TIME else ARROW[k]) for n, k in self.columns.items()]
+            self._schema = pa.schema([*fields, (WRITE_COL, pa.int64())])
+        return self._schema
 
     def tags(self) -> list[str]:
         return [n for n, k in self.columns.items() if k == TAG]
@@ -70,6 +74,7 @@ class Table:
         if not new:
             return
         self.columns.update(new)
+        self._schema = None
         self.born.update(dict.fromkeys(new, self.writes + 1))   # born with the upsert that follows
         schema = self.schema
         self.memtable = [conform(b, schema) for b in self.memtable]
@@ -103,9 +108,10 @@ class Table:
         """Each row's upsert key, series and time in one string: the tag values (null as \x01) and the
         decimal time, joined by NUL (one Arrow kernel, one Python str per row; no tuples)."""
         times = batch.column("time").cast(pa.int64()).cast(pa.string())
-        tags = [pc.fill_null(batch.column(t), _NULL_TAG) if t in batch.column_names
-                else pa.repeat(_NULL_TAG, batch.num_rows) for t in self.tags()]
-        keys = pc.binary_join_element_wise(*tags, times, _KEY_SEP)
+        names = set(batch.column_names)
+        tags = [batch.column(t) if t in names else _NO_TAG for t in self.tags()]
+        keys = pc.binary_join_element_wise(*tags, times, _KEY_SEP, null_handling="replace",
+                                           null_replacement=_NULL_TAG)
         return keys.to_pylist()
 
     def _merge_within(self, batch: pa.RecordBatch, keys: list) -> tuple[pa.RecordBatch, list]:
@@ -306,7 +312,7 @@ class Table:
 def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBatch:
     """`batch` with exactly `schema`'s columns (missing ones null)."""
     n = batch.num_rows
-    names = batch.schema.names
+    names = set(batch.schema.names)
     arrays = []
     for f in schema:
         if f.name in names:
