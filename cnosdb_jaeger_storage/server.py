@@ -373,7 +373,8 @@ def startup_summary(server: Server) -> str:
             listeners.append(f"{name}=off")
     storage = (f"storage=embedded-cnosdb-lite data_dir={config.data_dir}" if config.embedded
                else f"storage=cnosdb url={config.cnosdb_url}")
-    return " ".join([*listeners, storage, f"tenant={config.tenant} database={config.database} table={config.table}"])
+    return " ".join([*listeners, storage, f"tenant={config.tenant} database={config.database} table={config.table}",
+                     f"event_loop={clikit.event_loop_name(asyncio.get_running_loop())}"])
 
 
 async def serve(config: Config) -> None:

@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"[env {ENV_PREFIX}MEMTABLE_SIZE]",
     )
     parser.add_argument(
+        "--event-loop",
+        choices=clikit.EVENT_LOOPS,
+        default=_env("EVENT_LOOP") or "auto",
+        help=f"event loop: uvloop (faster), asyncio's own, or auto: uvloop where it is installed "
+        f"[env {ENV_PREFIX}EVENT_LOOP]",
+    )
+    parser.add_argument(
         "--log-level",
         choices=clikit.LOG_LEVELS,
         default=(_env("LOG_LEVEL") or DEFAULT_LOG_LEVEL).lower(),
@@ -178,10 +185,15 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        clikit.event_loop_factory(args.event_loop)
+    except ValueError as exc:
+        parser.error(f"--event-loop: {exc}")
     clikit.setup_logging(args.log_level)
     try:
-        return asyncio.run(_serve(args))
+        return clikit.run(_serve(args), args.event_loop)
     except DataDirLocked as exc:          # another process owns the directory: one line, no traceback
         print(f"cnosdb-lite: error: {exc}", file=sys.stderr)
         return 1

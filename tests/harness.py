@@ -20,6 +20,7 @@ import grpc
 
 from cnosdb_jaeger_storage.config import Config
 from cnosdb_jaeger_storage.server import Server, start
+from cnosdb_lite import clikit
 
 T = TypeVar("T")
 
@@ -63,7 +64,7 @@ def server_config(data_dir: Path, **overrides: Any) -> Config:
 
 @contextlib.contextmanager
 def running_server(config: Config) -> Iterator[RunningServer]:
-    loop = asyncio.new_event_loop()
+    loop = clikit.event_loop_factory(config.event_loop)()  # as the command runs it: uvloop where installed
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:

@@ -77,6 +77,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "purge_addr": ("127.0.0.1:7005", "127.0.0.1:7005"),
     "v1_streaming_writer": ("false", False),
     "log_level": ("debug", "debug"),
+    "event_loop": ("asyncio", "asyncio"),
 }
 # Another valid value, to tell a flag from an environment variable.
 OTHER = {"batch_size": ("200", 200), "memtable_size": ("32", 32), "max_tables": ("5", 5),
@@ -88,7 +89,8 @@ OTHER = {"batch_size": ("200", 200), "memtable_size": ("32", 32), "max_tables": 
          "write_retries": ("4", 4), "max_request_bytes": ("2048", 2048), "log_level": ("error", "error"),
          "ttl": ("12h", "12h"), "grpc_addr": (":7011", ":7011"), "otlp_grpc_addr": (":7012", ":7012"),
          "otlp_http_addr": (":7013", ":7013"), "query_http_addr": (":7014", ":7014"),
-         "admin_addr": (":7015", ":7015"), "purge_addr": (":7016", ":7016"), "v1_streaming_writer": ("true", True)}
+         "admin_addr": (":7015", ":7015"), "purge_addr": (":7016", ":7016"), "v1_streaming_writer": ("true", True),
+         "event_loop": ("uvloop", "uvloop")}
 
 
 def test_every_option_has_a_sample() -> None:
@@ -165,6 +167,7 @@ def test_environment_names_are_exact() -> None:
     ({"CNOSDB_JAEGER_CNOSDB_URL": "ftp://cnosdb:8902"},
      "--cnosdb-url: 'ftp://cnosdb:8902' is not an http:// or https:// URL such as http://127.0.0.1:8902"),
     ({"CNOSDB_JAEGER_LOG_LEVEL": "verbose"}, "--log-level must be debug, info, warning or error"),
+    ({"CNOSDB_JAEGER_EVENT_LOOP": "trio"}, "--event-loop: event loop must be one of auto, uvloop, asyncio, not 'trio'"),
     ({"CNOSDB_JAEGER_GRPC_ADDR": ""}, "--grpc-addr must not be empty"),
     ({"CNOSDB_JAEGER_GRPC_ADDR": "localhost"}, "--grpc-addr: 'localhost' is not host:port"),
     ({"CNOSDB_JAEGER_OTLP_HTTP_ADDR": "host:http"}, "--otlp-http-addr: 'host:http' is not host:port"),
@@ -177,8 +180,8 @@ def test_environment_names_are_exact() -> None:
 ], ids=["int", "float", "empty-int", "batch-size", "pending-below-batch", "retries", "batch-delay",
         "writes-in-flight", "memtable-size", "compression", "span-attributes",
         "attribute-columns", "timeout", "url", "url-scheme",
-        "log-level", "empty-grpc", "grpc-no-port", "named-port", "port-too-large", "admin-no-port", "negative-port",
-        "otlp-grpc", "ttl-unit", "ttl-zero"])
+        "log-level", "event-loop", "empty-grpc", "grpc-no-port", "named-port", "port-too-large", "admin-no-port",
+        "negative-port", "otlp-grpc", "ttl-unit", "ttl-zero"])
 def test_bad_values_are_refused_naming_the_option(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as error:
         load_config([], environ)

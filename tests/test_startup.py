@@ -109,11 +109,13 @@ def test_version() -> None:
     assert result.returncode == 0 and result.stdout.startswith("cnosdb-jaeger-storage 0.")
 
 
-def test_the_startup_line_names_every_listener_and_the_storage(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("options", "event_loop"), [([], "uvloop"), (["--event-loop", "asyncio"], "asyncio")])
+def test_the_startup_line_names_every_listener_the_storage_and_the_event_loop(
+        tmp_path: Path, options: list[str], event_loop: str) -> None:
     grpc_port, http_port = free_port(), free_port()
     process = subprocess.Popen([SERVER, "--grpc-addr", f"127.0.0.1:{grpc_port}", "--otlp-grpc-addr=",
                                 "--otlp-http-addr", f"127.0.0.1:{http_port}", "--admin-addr=",
-                                "--data-dir", str(tmp_path / "data")], stderr=subprocess.PIPE, text=True)
+                                "--data-dir", str(tmp_path / "data"), *options], stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
         line = process.stderr.readline()
@@ -123,7 +125,7 @@ def test_the_startup_line_names_every_listener_and_the_storage(tmp_path: Path) -
     assert 'msg="serving ' in line
     for part in (f"grpc=127.0.0.1:{grpc_port}", "otlp_grpc=off", f"otlp_http=127.0.0.1:{http_port}",
                  "query_http=off", "admin=off", f"storage=embedded-cnosdb-lite data_dir={tmp_path / 'data'}",
-                 "tenant=cnosdb database=jaeger table=jaeger_spans"):
+                 "tenant=cnosdb database=jaeger table=jaeger_spans", f"event_loop={event_loop}"):
         assert part in line
 
 
@@ -140,3 +142,4 @@ def test_a_started_server_freezes_start_up_objects_and_collects_the_young_genera
               "print(gc.get_threshold()[0], gc.get_freeze_count() > 1000)")
     found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     assert found == [str(clikit.YOUNG_GENERATION_THRESHOLD), "True"]
+
