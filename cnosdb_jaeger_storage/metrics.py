@@ -21,9 +21,18 @@ class _Metric:
         self._metric = metric
         self._sample = sample
         self._registry = registry
+        # Each labelled child, by its labels as given: `labels()` takes a lock and checks the names every time
+        # (3 µs; a unary write counts 4 labelled samples). Label values are few: APIs, outcomes, reasons.
+        self._children: dict[tuple[tuple[str, str], ...], prom.Counter | prom.Gauge | prom.Histogram] = {}
 
     def _child(self, labels: dict[str, str]) -> prom.Counter | prom.Gauge | prom.Histogram:
-        return self._metric.labels(**labels) if labels else self._metric
+        if not labels:
+            return self._metric
+        key = tuple(labels.items())
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._metric.labels(**labels)
+        return child
 
     def value(self, **labels: str) -> float:
         return self._registry.get_sample_value(self._sample, labels) or 0.0
