@@ -95,7 +95,7 @@ class Table:
         batch, keys = self._merge_segments(batch, keys)
         self.memtable.append(batch)
         self.mem_rows += batch.num_rows
-        self.mem_bytes += batch.nbytes
+        self.mem_bytes += batch.get_total_buffer_size()  # `nbytes` takes 100 µs at 60 columns
         self.mem_keys.update(map(hash, keys))
         self.version += 1
         memory.release_arrow()                   # the parsing's and merging's scratch space
@@ -129,7 +129,7 @@ class Table:
         batch, old = _merge_rows(batch, keys, old, self._keys(old))
         self.memtable = [old]
         self.mem_rows = old.num_rows
-        self.mem_bytes = old.nbytes
+        self.mem_bytes = old.get_total_buffer_size()
         self.mem_keys = set(map(hash, self._keys(old)))
         return batch
 
@@ -247,7 +247,7 @@ class Table:
             if kept.num_rows < mem.num_rows:
                 batches = kept.combine_chunks().to_batches()
                 self.memtable = [conform(b, self.schema) for b in batches]
-                self.mem_rows, self.mem_bytes = kept.num_rows, kept.nbytes
+                self.mem_rows, self.mem_bytes = kept.num_rows, kept.get_total_buffer_size()
                 self.mem_keys = set(map(hash, self._keys(kept)))
                 self.version += 1
                 changed = True
