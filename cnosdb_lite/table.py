@@ -313,6 +313,7 @@ def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBat
     """`batch` with exactly `schema`'s columns (missing ones null)."""
     n = batch.num_rows
     names = set(batch.schema.names)
+    nulls: dict[pa.DataType, pa.Array] = {}      # one all-null array per type, shared by the missing columns
     arrays = []
     for f in schema:
         if f.name in names:
@@ -321,7 +322,10 @@ def conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.RecordBat
                 col = col.combine_chunks()
             arrays.append(col if col.type == f.type else col.cast(f.type))
         else:
-            arrays.append(pa.nulls(n, f.type))
+            missing = nulls.get(f.type)
+            if missing is None:
+                missing = nulls[f.type] = pa.nulls(n, f.type)
+            arrays.append(missing)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
