@@ -289,7 +289,7 @@ def _fill_otlp_span(out: trace_pb2.Span, view: JaegerSpanView) -> None:
 def _fixed64(ns: int) -> int:
     """Unix ns in OTLP's unsigned fixed64: before 1970 is 0, beyond 2^64 - 1 is 2^64 - 1 (which the storage
     API then refuses by name, as any time beyond CnosDB's range)."""
-    return min(max(0, ns), _FIXED64_MAX)
+    return ns if 0 <= ns <= _FIXED64_MAX else min(max(0, ns), _FIXED64_MAX)
 
 
 class ProcessGroup(NamedTuple):
@@ -312,8 +312,12 @@ def group_by_process(spans: Iterable[model_pb2.Span], process: model_pb2.Process
     groups: dict[bytes, ProcessGroup] = {}
     resources = _resources
     for span in spans:
-        span_process = span.process if span.HasField("process") else fallback
-        key = span_process.SerializeToString(deterministic=True)
+        span_process = span.process
+        # A process has no map field: its serialized form is the same without `deterministic`, which costs.
+        key = span_process.SerializeToString()
+        if not key and not span.HasField("process"):
+            span_process = fallback
+            key = fallback.SerializeToString()
         group = groups.get(key)
         if group is None:
             resource = resources.get(key)
