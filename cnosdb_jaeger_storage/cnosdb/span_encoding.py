@@ -419,7 +419,8 @@ def _jaeger_attributes(values: JaegerValues, level: _Level, sink: RowSink[Any]) 
             overflow += (key, vt, text)
             continue
         if vt != _JAEGER_STRING:
-            text, type_ = _jaeger_text(vt, text)
+            text_of, type_ = _JAEGER_TEXT.get(vt, _JAEGER_UNKNOWN)
+            text = text_of(text)
             if type_:
                 types.append((_type_keys.get(key) or _type_key(key)) + type_)
         string(token, text)
