@@ -176,7 +176,11 @@ class JaegerEvent(NamedTuple):
 
 def _event_name(fields: JaegerValues) -> str:
     """The name of a log's event: its first string field `event`, "" for none."""
-    return next((value for key, vt, value in each_value(fields) if key == EVENT and vt == _STRING), "")
+    for key, vt, value in each_value(fields):
+        if key == EVENT and vt == _STRING:
+            name: str = value
+            return name
+    return ""
 
 
 class JaegerSpanView:
