@@ -209,7 +209,7 @@ class JaegerSpanView:
         self.warnings: Sequence[str] = list(warnings) if warnings else ()
 
         parent = b""
-        links: Sequence[JaegerLink] = ()
+        links: list[JaegerLink] | None = None
         for ref in span.references:
             ref_trace_id = widen_trace_id(ref.trace_id)
             ref_span_id = _span_id(ref.span_id)
@@ -218,9 +218,12 @@ class JaegerSpanView:
                 parent = ref_span_id
             else:
                 link = JaegerLink(ref_trace_id, ref_span_id, REF_TAG_BY_TYPE.get(ref_type, REF_TYPE_FOLLOWS_FROM))
-                links = [*links, link]
+                if links is None:
+                    links = [link]
+                else:
+                    links.append(link)
         self.parent_span_id = parent
-        self.links = links
+        self.links: Sequence[JaegerLink] = links if links is not None else ()
 
         logs = span.logs
         self.events: Sequence[JaegerEvent] = [_event(log) for log in logs] if logs else ()
