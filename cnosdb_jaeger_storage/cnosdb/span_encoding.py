@@ -29,7 +29,7 @@ from ..model import span_rows as col
 from ..model import vocabulary
 from ..model.jaeger_otlp import JaegerSpanView, ProcessGroup, warnings_value
 from ..model.stored_names import stored_name
-from ..model.vocabulary import JaegerValue
+from ..model.vocabulary import JaegerValues, each_value
 from ..proto import model_pb2
 
 __all__ = ["AttributeBudget", "RowSink", "SpanWalker"]
@@ -406,29 +406,29 @@ def _jaeger_text(vt: int, value: Any) -> tuple[str, str]:
     return text_of(value), type_
 
 
-def _jaeger_attributes(values: list[JaegerValue], level: _Level, sink: RowSink[Any]) -> None:
+def _jaeger_attributes(values: JaegerValues, level: _Level, sink: RowSink[Any]) -> None:
     """`_attributes` of Jaeger tags or log fields (`vocabulary.jaeger_values`)."""
-    per_level = level.per_level
+    within = 3 * level.per_level  # `values` holds three items a value
     keys = level.keys
     string = sink.string
-    overflow: list[JaegerValue] = []
+    overflow: JaegerValues = []
     types: list[str] = []
-    for item in values[:per_level]:
-        key, vt, text = item
+    for key, vt, text in each_value(values[:within] if len(values) > within else values):
         token = keys.get(key) or level.key(key)
         if token is None:
-            overflow.append(item)
+            overflow += (key, vt, text)
             continue
         if vt != _JAEGER_STRING:
-            text, type_ = _jaeger_text(vt, text)
+            text_of, type_ = _JAEGER_TEXT.get(vt, _JAEGER_UNKNOWN)
+            text = text_of(text)
             if type_:
                 types.append((_type_keys.get(key) or _type_key(key)) + type_)
         string(token, text)
     if types:
         string(level.types, ",".join(types))
-    if overflow or len(values) > per_level:  # the budget's refusals, then what is beyond the level's count
+    if overflow or len(values) > within:  # the budget's refusals, then what is beyond the level's count
         _overflow_cell([col.overflow_text_entry(key, *_jaeger_text(vt, value))
-                        for key, vt, value in overflow + values[per_level:]], level, sink)
+                        for key, vt, value in each_value(overflow + values[within:])], level, sink)
 
 
 def _walk_jaeger_spans(walker: SpanWalker[Any], spans: Iterable[JaegerSpanView]) -> None:
@@ -444,7 +444,7 @@ def _walk_jaeger_spans(walker: SpanWalker[Any], spans: Iterable[JaegerSpanView])
                    span.status_code, span.kind, start, span.end_time_unix_nano)
         values = span.attributes
         if span.warnings:
-            values = [*values, (vocabulary.WARNINGS, _WARNINGS, span.warnings)]
+            values = [*values, vocabulary.WARNINGS, _WARNINGS, span.warnings]
         if values:
             _jaeger_attributes(values, level, sink)
         for index, event in enumerate(span.events):
@@ -461,7 +461,7 @@ def _walk_jaeger_spans(walker: SpanWalker[Any], spans: Iterable[JaegerSpanView])
             link_level = link_levels.get(index) or walker.link_level(index)
             sink.string(link_level.trace_id, link.trace_id.hex())
             sink.string(link_level.span_id, link.span_id.hex())
-            _jaeger_attributes([(vocabulary.REF_TYPE, _JAEGER_STRING, link.ref_type)], link_level, sink)
+            _jaeger_attributes([vocabulary.REF_TYPE, _JAEGER_STRING, link.ref_type], link_level, sink)
         _message_and_flags(tokens, sink, span.status_message, span.flags)
         sink.end_span(start)
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..proto import common_pb2, model_pb2, resource_pb2, trace_pb2
@@ -67,9 +67,10 @@ from .vocabulary import (
     TRACE_STATE,
     UNKNOWN_VALUE_FIELDS,
     WARNINGS,
-    JaegerValue,
+    JaegerValues,
+    each_value,
     jaeger_values,
-    span_tag_fields,
+    span_tag_values,
     status_from_tags,
 )
 
@@ -139,10 +140,10 @@ def _plain(value: common_pb2.AnyValue) -> object:
     return None if which is None else getattr(value, which)
 
 
-def _add_otlp_values(out: Repeated[common_pb2.KeyValue], values: Iterable[JaegerValue]) -> None:
+def _add_otlp_values(out: Repeated[common_pb2.KeyValue], values: JaegerValues) -> None:
     """Append Jaeger tags or log fields to the repeated OTLP KeyValue field `out`."""
     add = out.add
-    for key, vt, value in values:
+    for key, vt, value in each_value(values):
         attr = add()
         attr.key = key
         setattr(attr.value, OTLP_FIELD.get(vt, UNKNOWN_VALUE_FIELDS[1]), value)
@@ -170,7 +171,16 @@ class JaegerEvent(NamedTuple):
 
     time_unix_nano: int
     name: str  # the first string field `event`, "" for none
-    fields: list[JaegerValue]
+    fields: JaegerValues
+
+
+def _event_name(fields: JaegerValues) -> str:
+    """The name of a log's event: its first string field `event`, "" for none."""
+    for key, vt, value in each_value(fields):
+        if key == EVENT and vt == _STRING:
+            name: str = value
+            return name
+    return ""
 
 
 class JaegerSpanView:
@@ -178,7 +188,10 @@ class JaegerSpanView:
     translation that both `jaeger_spans_to_resource_spans` (OTLP messages) and the direct encoder
     (`cnosdb.line_protocol.Encoder.encode_jaeger`, line protocol) read. The span's attributes are
     `attributes` (its tags but the `span.kind` tag that `kind` carries), then `warnings` as an array
-    attribute, if any. Each field of the message is read once: upb makes every read a new Python object."""
+    attribute, if any. Each field of the message is read once: upb makes every read a new Python object.
+
+    A view holds few containers (a span without logs, links or warnings holds one, its attributes), as the
+    views of a write live until it is encoded and the cyclic GC looks at every container alive."""
 
     __slots__ = ("attributes", "end_time_unix_nano", "events", "flags", "kind", "links", "name", "parent_span_id",
                  "span_id", "start_time_unix_nano", "status_code", "status_message", "trace_id", "trace_state",
@@ -190,14 +203,13 @@ class JaegerSpanView:
         self.span_id = _span_id(span.span_id)
         self.name = span.operation_name
         self.flags = span.flags
-        self.attributes = attributes = jaeger_values(span.tags)
-        self.kind, kind_tag, self.status_code, self.status_message, self.trace_state = span_tag_fields(attributes)
-        if kind_tag >= 0:
-            del attributes[kind_tag]
-        self.warnings = list(span.warnings)
+        (self.attributes, self.kind, self.status_code, self.status_message,
+         self.trace_state) = span_tag_values(span.tags)
+        warnings = span.warnings
+        self.warnings: Sequence[str] = list(warnings) if warnings else ()
 
         parent = b""
-        links: list[JaegerLink] = []
+        links: list[JaegerLink] | None = None
         for ref in span.references:
             ref_trace_id = widen_trace_id(ref.trace_id)
             ref_span_id = _span_id(ref.span_id)
@@ -205,23 +217,27 @@ class JaegerSpanView:
             if not parent and ref_type == _CHILD_OF and ref_trace_id == trace_id:
                 parent = ref_span_id
             else:
-                links.append(JaegerLink(ref_trace_id, ref_span_id, REF_TAG_BY_TYPE.get(ref_type,
-                                                                                       REF_TYPE_FOLLOWS_FROM)))
+                link = JaegerLink(ref_trace_id, ref_span_id, REF_TAG_BY_TYPE.get(ref_type, REF_TYPE_FOLLOWS_FROM))
+                if links is None:
+                    links = [link]
+                else:
+                    links.append(link)
         self.parent_span_id = parent
-        self.links = links
+        self.links: Sequence[JaegerLink] = links if links is not None else ()
 
-        events = []
-        for log in span.logs:
-            ts = log.timestamp
-            fields = jaeger_values(log.fields)
-            name = next((value for key, vt, value in fields if key == EVENT and vt == _STRING), "")
-            events.append(JaegerEvent(_fixed64(ts.seconds * _NANOS + ts.nanos), name, fields))
-        self.events = events
+        logs = span.logs
+        self.events: Sequence[JaegerEvent] = [_event(log) for log in logs] if logs else ()
 
         start = span.start_time
         self.start_time_unix_nano = start_nanos = _fixed64(start.seconds * _NANOS + start.nanos)
         duration = span.duration
         self.end_time_unix_nano = _fixed64(start_nanos + duration.seconds * _NANOS + duration.nanos)
+
+
+def _event(log: model_pb2.Log) -> JaegerEvent:
+    ts = log.timestamp
+    fields = jaeger_values(log.fields)
+    return JaegerEvent(_fixed64(ts.seconds * _NANOS + ts.nanos), _event_name(fields), fields)
 
 
 def warnings_value(warnings: Iterable[str]) -> common_pb2.AnyValue:
@@ -280,12 +296,13 @@ def _fill_otlp_span(out: trace_pb2.Span, view: JaegerSpanView) -> None:
 def _fixed64(ns: int) -> int:
     """Unix ns in OTLP's unsigned fixed64: before 1970 is 0, beyond 2^64 - 1 is 2^64 - 1 (which the storage
     API then refuses by name, as any time beyond CnosDB's range)."""
-    return min(max(0, ns), _FIXED64_MAX)
+    return ns if 0 <= ns <= _FIXED64_MAX else min(max(0, ns), _FIXED64_MAX)
 
 
 class ProcessGroup(NamedTuple):
     """The spans of one distinct Jaeger process, in their order, and the OTLP resource of that process: the
-    ResourceSpans they become."""
+    ResourceSpans they become. The resource is shared with other groups of that process (`group_by_process`
+    keeps it): read it, do not change it."""
 
     resource: resource_pb2.Resource
     spans: list[JaegerSpanView]
@@ -300,14 +317,30 @@ def group_by_process(spans: Iterable[model_pb2.Span], process: model_pb2.Process
     """
     fallback = process if process is not None else model_pb2.Process()
     groups: dict[bytes, ProcessGroup] = {}
+    resources = _resources
     for span in spans:
-        span_process = span.process if span.HasField("process") else fallback
-        key = span_process.SerializeToString(deterministic=True)
+        span_process = span.process
+        # A process has no map field: its serialized form is the same without `deterministic`, which costs.
+        key = span_process.SerializeToString()
+        if not key and not span.HasField("process"):
+            span_process = fallback
+            key = fallback.SerializeToString()
         group = groups.get(key)
         if group is None:
-            group = groups[key] = ProcessGroup(process_resource(span_process), [])
+            resource = resources.get(key)
+            if resource is None:
+                if len(resources) >= _RESOURCE_CACHE_LIMIT:
+                    resources.clear()
+                resource = resources[key] = process_resource(span_process)
+            group = groups[key] = ProcessGroup(resource, [])
         group.spans.append(JaegerSpanView(span))
     return list(groups.values())
+
+
+# The resource of each process `group_by_process` met, by the process's serialized form: a server sees the same
+# few processes again and again. Cleared when full, which bounds its memory.
+_resources: dict[bytes, resource_pb2.Resource] = {}
+_RESOURCE_CACHE_LIMIT = 1024
 
 
 def jaeger_spans_to_resource_spans(

@@ -9,7 +9,7 @@ span kinds of GetOperations (storage/store.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..proto import model_pb2, trace_pb2
@@ -99,53 +99,62 @@ def status_from_tags(error: bool, code_tag: str | None) -> trace_pb2.Status.Stat
     return trace_pb2.Status.STATUS_CODE_ERROR if error else trace_pb2.Status.STATUS_CODE_UNSET
 
 
-# A Jaeger tag or log field as Python values: (key, value type, the value of the field that type names).
-JaegerValue = tuple[str, int, Any]
+# Jaeger tags or log fields as Python values, flat: a tag's key, value type and the value of the field that type
+# names, then the next tag's. One list, not a tuple per tag: the views keep them until the write is encoded, and
+# every container kept alive costs the cyclic GC a look at each of its collections.
+JaegerValues = list[Any]
 
 
-def jaeger_values(kvs: Iterable[model_pb2.KeyValue]) -> list[JaegerValue]:
-    """Jaeger tags or log fields as `JaegerValue`s, each field read from its message once."""
-    out: list[JaegerValue] = []
-    append = out.append
+def each_value(values: JaegerValues) -> Iterator[tuple[str, int, Any]]:
+    """(key, value type, value) of each tag or field in `values`."""
+    flat = iter(values)
+    return zip(flat, flat, flat, strict=True)
+
+
+def jaeger_values(kvs: Iterable[model_pb2.KeyValue]) -> JaegerValues:
+    """Jaeger tags or log fields as `JaegerValues`, each field read from its message once."""
+    out: JaegerValues = []
     string = model_pb2.STRING
     for kv in kvs:
         vt = kv.v_type
-        if vt == string:
-            append((kv.key, vt, kv.v_str))
-        else:
-            append((kv.key, vt, getattr(kv, VALUE_FIELDS.get(vt, UNKNOWN_VALUE_FIELDS)[0])))
+        out += (kv.key, vt, kv.v_str if vt == string else getattr(kv, VALUE_FIELDS.get(vt, UNKNOWN_VALUE_FIELDS)[0]))
     return out
 
 
-def span_tag_fields(tags: Iterable[JaegerValue]
-                    ) -> tuple[trace_pb2.Span.SpanKind.ValueType, int, trace_pb2.Status.StatusCode.ValueType, str,
-                               str]:
-    """What a Jaeger span's tags say of its OTLP fields: (kind, index of the `span.kind` tag that `kind`
-    carries, which is then no attribute (-1 for none), status code, status message, trace state).
+def span_tag_values(kvs: Iterable[model_pb2.KeyValue]
+                    ) -> tuple[JaegerValues, trace_pb2.Span.SpanKind.ValueType, trace_pb2.Status.StatusCode.ValueType,
+                               str, str]:
+    """A Jaeger span's tags as its OTLP fields say them, in one pass over the tags: (its attributes as
+    `JaegerValues`, kind, status code, status message, trace state).
 
-    The first `span.kind` tag naming a kind gives the kind; `otel.status_code` (first), else `error=true`, the
-    status; the first `otel.status_description` its message; the first `w3c.tracestate` that is not empty the
-    trace state. Every tag but the kind's stays an attribute."""
+    The first `span.kind` tag naming a kind gives the kind, and is the one tag that is no attribute;
+    `otel.status_code` (first), else `error=true`, the status; the first `otel.status_description` its
+    message; the first `w3c.tracestate` that is not empty the trace state."""
+    out: JaegerValues = []
     kind = trace_pb2.Span.SPAN_KIND_UNSPECIFIED
-    kind_index = -1
     error = False
     code_tag = description = None
     trace_state = ""
     string = model_pb2.STRING
-    for index, (key, vt, value) in enumerate(tags):
-        if key not in SPECIAL_TAGS:
-            continue
-        if key == SPAN_KIND:
-            if kind_index < 0 and vt == string and value in KIND_BY_TAG:
-                kind = KIND_BY_TAG[value]
-                kind_index = index
-        elif key == ERROR:
-            error = error or (vt == model_pb2.BOOL and value) or (vt == string and value == "true")
-        elif vt == string:
-            if key == STATUS_CODE:
-                code_tag = code_tag if code_tag is not None else value
-            elif key == STATUS_DESCRIPTION:
-                description = description if description is not None else value
-            elif not trace_state:
-                trace_state = value
-    return kind, kind_index, status_from_tags(error, code_tag), description or "", trace_state
+    special = SPECIAL_TAGS
+    for kv in kvs:
+        key = kv.key
+        vt = kv.v_type
+        value = kv.v_str if vt == string else getattr(kv, VALUE_FIELDS.get(vt, UNKNOWN_VALUE_FIELDS)[0])
+        if key in special:
+            if key == SPAN_KIND:
+                # Every kind a tag names is set (not SPAN_KIND_UNSPECIFIED): unset, no tag gave it yet.
+                if not kind and vt == string and value in KIND_BY_TAG:
+                    kind = KIND_BY_TAG[value]
+                    continue
+            elif key == ERROR:
+                error = error or (vt == model_pb2.BOOL and bool(value)) or (vt == string and value == "true")
+            elif vt == string:
+                if key == STATUS_CODE:
+                    code_tag = code_tag if code_tag is not None else value
+                elif key == STATUS_DESCRIPTION:
+                    description = description if description is not None else value
+                elif not trace_state:
+                    trace_state = value
+        out += (key, vt, value)
+    return out, kind, status_from_tags(error, code_tag), description or "", trace_state
