@@ -87,6 +87,31 @@ def test_jaeger_spans_read_back_the_same_both_ways(engine: Any, spans: list[mode
     _both_ways(_stored_rows(engine, jaeger_spans_to_resource_spans(spans)))
 
 
+def test_a_key_given_twice_keeps_its_first_value_with_its_type(engine: Any) -> None:
+    """Found by Hypothesis: a Jaeger tag named as the warnings' array attribute, beside warnings, made a row
+    whose cell held the tag's text and whose types cell said array, and reading the trace failed."""
+    jaeger = model_pb2.Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, warnings=[""])
+    jaeger.tags.add(key="@jaeger@warnings", v_str="true")
+    otlp = trace_pb2.ResourceSpans()
+    span = otlp.scope_spans.add().spans.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8, name="twice")
+    span.attributes.add(key="text-first").value.string_value = "true"
+    span.attributes.add(key="text-first").value.array_value.values.add().int_value = 1
+    span.attributes.add(key="number-first").value.int_value = 7
+    span.attributes.add(key="number-first").value.string_value = "x"
+    span.attributes.add(key="number-first").value.bool_value = True
+    for spans, types in ((jaeger_spans_to_resource_spans([jaeger]), None), ([otlp], "number-first=int")):
+        rows = _stored_rows(engine, spans)
+        assert [row.get(col.SPAN_ATTRIBUTE_TYPES) for row in rows] == [types]
+        _both_ways(rows)
+        [(_, [(_, [read])])] = col.rows_to_records(rows)
+        first: dict[str, Any] = {}
+        for key, field, value in read.attributes:
+            assert key not in first
+            first[key] = (field, value)
+        assert first == ({"@jaeger@warnings": ("string_value", "true")} if spans[0] is not otlp else
+                         {"text-first": ("string_value", "true"), "number-first": ("int_value", 7)})
+
+
 # --- rows with any cells ---------------------------------------------------------------------------
 
 # Cells of the types CnosDB returns for each column, with values in the ranges this server writes, and text

@@ -76,8 +76,8 @@ def test_attribute_text_of_unset_value():
 
 @pytest.mark.parametrize(("text", "type_"), [
     ("abc", "int"), ("yes", "bool"), ("x", "double"), ("not base64!", "bytes"), ("{", "array"),
-    ('{"nope":1}', "kvlist"), ("7", "unknown-type"),
-], ids=["int", "bool", "double", "bytes", "array", "kvlist", "unknown-type"])
+    ('{"nope":1}', "kvlist"), ("7", "unknown-type"), ("true", "array"), ("[1]", "kvlist"), ("null", "array"),
+], ids=["int", "bool", "double", "bytes", "array", "kvlist", "unknown-type", "json-true", "json-list", "json-null"])
 def test_attribute_value_that_does_not_parse_is_a_string(text, type_):
     assert attribute_value(text, type_) == common_pb2.AnyValue(string_value=text)
 

@@ -200,6 +200,7 @@ def _attributes(attributes: Any, level: _Level, sink: RowSink[Any]) -> None:
     if len(attributes) > level.per_level:
         tail = attributes[level.per_level:]
         attributes = attributes[:level.per_level]
+    written = set()  # a key's first attribute wins, its type with it (a column keeps its first cell)
     for kv in attributes:
         key = kv.key
         token = keys.get(key) or level.key(key)
@@ -209,6 +210,9 @@ def _attributes(attributes: Any, level: _Level, sink: RowSink[Any]) -> None:
             else:
                 overflow.append(kv)
             continue
+        if token in written:
+            continue
+        written.add(token)
         value = kv.value
         text = value.string_value
         if text:
@@ -413,11 +417,15 @@ def _jaeger_attributes(values: JaegerValues, level: _Level, sink: RowSink[Any]) 
     string = sink.string
     overflow: JaegerValues = []
     types: list[str] = []
+    written = set()  # as in `_attributes`
     for key, vt, text in each_value(values[:within] if len(values) > within else values):
         token = keys.get(key) or level.key(key)
         if token is None:
             overflow += (key, vt, text)
             continue
+        if token in written:
+            continue
+        written.add(token)
         if vt != _JAEGER_STRING:
             text_of, type_ = _JAEGER_TEXT.get(vt, _JAEGER_UNKNOWN)
             text = text_of(text)

@@ -211,9 +211,11 @@ def typed_value(text: str, type_: str | None) -> tuple[str | None, Any]:
         elif type_ == TYPE_BYTES:
             return "bytes_value", base64.b64decode(text, validate=True)
         elif type_ in (TYPE_ARRAY, TYPE_KVLIST):
-            value = common_pb2.AnyValue()
-            json_format.ParseDict(json.loads(text), value)
-            return attribute_of(common_pb2.KeyValue(value=value))[1:]
+            parsed = json.loads(text)
+            if isinstance(parsed, dict):  # an AnyValue in protobuf's JSON mapping
+                value = common_pb2.AnyValue()
+                json_format.ParseDict(parsed, value)
+                return attribute_of(common_pb2.KeyValue(value=value))[1:]
     except (ValueError, binascii.Error, json_format.ParseError):
         pass
     return "string_value", text
