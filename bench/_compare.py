@@ -513,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
           f"   {LABELS[EMBEDDED]}: cnosdb-jaeger-storage with no --cnosdb-url (cnosdb-lite in its process)\n"
           f"   {LABELS[REMOTE]}: --cnosdb-url to cnosdb-lite in a process of its own (CPU apart)\n"
           f"   {LABELS[JAEGER]}: SPAN_STORAGE_TYPE=memory; v1 API, v2 TraceReader, OTLP Export on one port\n"
-          f"   no-op ceilings: bench/_noop.py (grpc.aio, aiohttp), decoding only\n"
+          f"   no-op ceilings: bench/_noop.py (grpc.aio, aiohttp; on this project's event loop), decoding only\n"
           "   CPU = on-CPU time of every thread of each process (/proc/<pid>/task/*/schedstat; utime + stime of "
           f"/proc/<pid>/stat if a thread ended during a run), until idle after the last ack (<= {args.settle:g} s)\n"
           f"   ranges are min–max over {args.rounds} "

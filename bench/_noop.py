@@ -6,19 +6,21 @@ decode what they are sent and answer at once, so that their CPU per span is the 
 - OTLP/HTTP (aiohttp): POST /v1/traces reads the whole body and answers 200 with an empty
   ExportTraceServiceResponse, without decoding it (the bench times the bare decode apart).
 
-Run: python -m bench._noop --grpc-addr 127.0.0.1:PORT --http-addr 127.0.0.1:PORT
+They run on the event loop the plugin runs on by default (`--event-loop auto`: uvloop where installed).
+
+Run: python -m bench._noop --grpc-addr 127.0.0.1:PORT --http-addr 127.0.0.1:PORT [--event-loop auto]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 from aiohttp import web
 
 from cnosdb_jaeger_storage.proto import storage_v1_pb2, trace_service_pb2
+from cnosdb_lite import clikit
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 WRITE_SPAN = "/jaeger.storage.v1.SpanWriterPlugin/WriteSpan"
@@ -89,8 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grpc-addr", required=True)
     parser.add_argument("--http-addr", required=True)
+    parser.add_argument("--event-loop", choices=clikit.EVENT_LOOPS, default="auto")
     args = parser.parse_args()
-    asyncio.run(serve(args.grpc_addr, args.http_addr))
+    clikit.run(serve(args.grpc_addr, args.http_addr), args.event_loop)
 
 
 if __name__ == "__main__":
