@@ -570,7 +570,8 @@ def _narrowed(tokens: list[Token], tables: dict[str, Table]
               ) -> tuple[Table, list[Segment], list[pushdown.TableRef]] | None:
     """For a statement on one table whose every SELECT pins the trace ID (or a tag the segments summarise)
     to literals: the table, the segments that may have such rows (module `segments`), and the references
-    to the table to point at a view of just those.  None when nothing can be left out."""
+    to the table to point at a view of just those.  None when nothing can be left out: every segment may
+    hold such rows and the memtable cannot be narrowed to pinned trace IDs either."""
     found = pushdown.selects(tokens)
     refs = [ref for select in found for ref in select.tables]
     names = {ref.name for ref in refs}
@@ -582,7 +583,9 @@ def _narrowed(tokens: list[Token], tables: dict[str, Table]
         return None
     keep = [sg for sg in table.segments if any(_may_hold(sg, p, table) for p in pins)]
     if len(keep) == len(table.segments):
-        return None
+        traces, everywhere = _pinned_traces(found, table)
+        if not (traces and everywhere):  # no segment and no memtable row left out: the table's own view
+            return None
     return table, keep, refs
 
 
